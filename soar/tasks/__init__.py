@@ -1,0 +1,34 @@
+"""Tasks: what a problem looks like, how the teacher and the student are prompted, how answers are graded.
+
+A task is a bundle of plain functions (no base class). The loop and the RL code only ever call these
+fields, so the same code runs the toy world and competition mathematics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    teacher_prompt: str
+    """The prompt after which the teacher writes one whole (question, answer) problem."""
+    student_prompt: Callable[[str], str]
+    """question -> the text the student completes."""
+    parse_teacher_output: Callable[[str], "tuple[str, str] | str"]
+    """teacher completion -> (question, answer), or a short rejection reason (SOAR_SPEC §4)."""
+    grade: Callable[[list[str], list[str]], list[bool]]
+    """(student completions, reference answers) -> correct or not, one per pair."""
+
+
+def load_task(name: str, **kwargs) -> Task:
+    """The task called `name`: "toy" (the built-in arithmetic world) or "math" (boxed-answer maths)."""
+    if name == "toy":
+        from soar.tasks.toy import make_task
+        return make_task(**kwargs)
+    if name == "math":
+        from soar.tasks.math import make_task
+        return make_task(**kwargs)
+    raise ValueError(f"unknown task {name!r}: expected 'toy' or 'math'")
