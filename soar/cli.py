@@ -1,0 +1,149 @@
+"""The `soar` command: a thin layer over the library. Each subcommand parses one config dataclass.
+
+    soar toy build     build (or reuse) the toy world's model and problem files
+    soar filter        build the fail@k hard set of a problem file
+    soar eval          pass@k of a model on a problem file
+    soar hard-only     Hard-Only baseline: RLOO directly on D_train
+    soar oracle        oracle curriculum: D_train mixed with true stepping stones
+    soar base-t        Base-T control: D_train mixed with questions from the untrained teacher
+    soar grade         grade predictions against reference answers (maths)
+
+`soar COMMAND --help` lists every option with its documentation and default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tyro
+
+from soar.baselines import FreshStudentConfig
+from soar.generation import GenerationConfig
+from soar.hardset import FilterConfig
+from soar.tasks.toy import ToyConfig
+
+
+@dataclass
+class ToyBuildArgs:
+    """Build the toy world: pretrain the tiny model and write the problem files (cached by config)."""
+
+    out: str | None = None
+    """Directory to build into (default: ~/.cache/soar/toy-<config hash>, or under $SOAR_CACHE)."""
+    force: bool = False
+    """Rebuild even if the directory already holds a build."""
+    toy: ToyConfig = field(default_factory=ToyConfig)
+
+
+@dataclass
+class EvalArgs:
+    """pass@k of a model on a problem file (unbiased estimator, SOAR_SPEC §7)."""
+
+    model: str
+    """Model directory or hub id."""
+    problems: str
+    """Problems to evaluate on (JSONL with question and answer)."""
+    task: str = "toy"
+    """Task of the problems: "toy" or "math"."""
+    samples: int = 32
+    """Samples per problem (N); pass@k is reported for k in {1, 4, 8, 16, 32} up to N."""
+    seed: int = 0
+    """Sampling seed."""
+    out: str | None = None
+    """Write the results as JSON here."""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+@dataclass
+class BaseTArgs:
+    """Base-T control: a fresh student on D_train mixed with questions from the untrained teacher."""
+
+    run: FreshStudentConfig
+    num_questions: int = 64
+    """Questions sampled from the untrained teacher (with the teacher's answers, right or wrong)."""
+    teacher_max_new_tokens: int = 24
+    """Longest teacher sample (paper: 512)."""
+
+
+def _json_ready(obj):
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def _dump_config(out: str, cfg) -> None:
+    from soar.runs import write_json
+
+    write_json(Path(out) / "config.json", _json_ready(cfg))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+
+    if command == "grade":
+        from soar.grading import main as grade_main
+        return grade_main(rest)
+
+    if command == "toy":
+        if not rest or rest[0] != "build":
+            print("usage: soar toy build [--help]", file=sys.stderr)
+            return 2
+        args = tyro.cli(ToyBuildArgs, args=rest[1:], prog="soar toy build")
+        from soar.tasks.toy import build
+        print(build(args.toy, args.out, force=args.force))
+        return 0
+
+    if command == "filter":
+        cfg = tyro.cli(FilterConfig, args=rest, prog="soar filter")
+        from soar.hardset import run_filter
+        run_filter(cfg)
+        return 0
+
+    if command == "eval":
+        args = tyro.cli(EvalArgs, args=rest, prog="soar eval")
+        from soar.evaluation import evaluate_pass_at_k
+        from soar.generation import HFGenerator
+        from soar.models import load_model, load_tokenizer
+        from soar.runs import read_problems, write_json
+        from soar.tasks import load_task
+        generator = HFGenerator(load_model(args.model), load_tokenizer(args.model), args.generation)
+        result = evaluate_pass_at_k(generator, load_task(args.task), read_problems(args.problems),
+                                    args.samples, seed=args.seed)
+        print(f"{'k':>4}  pass@k (%)")
+        for k, v in result["pass_at_k"].items():
+            print(f"{k:>4}  {v:9.2f}")
+        if args.out:
+            write_json(args.out, {"model": args.model, "problems": args.problems, **result})
+        return 0
+
+    if command in ("hard-only", "oracle", "base-t"):
+        from soar.baselines import base_t, fresh_student
+        if command == "base-t":
+            args = tyro.cli(BaseTArgs, args=rest, prog="soar base-t")
+            cfg = args.run
+        else:
+            cfg = tyro.cli(FreshStudentConfig, args=rest, prog=f"soar {command}")
+        if command == "oracle" and not cfg.extra:
+            print("soar oracle needs --extra STONES.jsonl (toy world: stepping_stones.jsonl)", file=sys.stderr)
+            return 2
+        if command == "hard-only" and cfg.extra:
+            print("soar hard-only trains on D_train only: drop --extra", file=sys.stderr)
+            return 2
+        _dump_config(cfg.out, args if command == "base-t" else cfg)
+        result = (base_t(cfg, args.num_questions, args.teacher_max_new_tokens) if command == "base-t"
+                  else fresh_student(cfg))
+        print(json.dumps({"pass_at_k": result["pass_at_k"], "retention": result["retention"],
+                          "wall_seconds": result["wall_seconds"]}))
+        return 0
+
+    print(f"soar: unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

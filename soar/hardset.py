@@ -1,0 +1,80 @@
+"""The fail@k hard set: problems the base model never solves in k samples, split 50/50 into D_train / D_test."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from soar.evaluation import count_correct
+from soar.generation import Generator
+from soar.progress import track
+from soar.tasks import Task
+
+
+@dataclass
+class FilterConfig:
+    """`soar filter`: build the fail@k hard set of a problem file with a model (SOAR_SPEC §2)."""
+
+    model: str
+    """Model directory or hub id (the base model π_base)."""
+    problems: str
+    """Candidate problems, JSONL with question and answer (for the toy world: hard_candidates.jsonl)."""
+    out: str
+    """Directory for train.jsonl, test.jsonl and manifest.json."""
+    task: str = "toy"
+    """Task of the problems: "toy" or "math"."""
+    k: int = 128
+    """Samples per problem; a problem is hard when all k fail."""
+    temperature: float = 1.0
+    """Sampling temperature of the k samples."""
+    max_new_tokens: int = 8
+    """Longest completion (paper: 1024; the toy answers need 6 tokens)."""
+    seed: int = 0
+    """Seed of the sampling and of the 50/50 split."""
+    chunk: int = 64
+    """Problems sampled per progress update."""
+
+
+def find_hard(generator: Generator, task: Task, problems: list[dict], k: int, seed: int,
+              temperature: float = 1.0, chunk: int = 64) -> tuple[list[dict], list[int]]:
+    """The problems with 0 of k samples correct, and the number correct for every problem."""
+    counts: list[int] = []
+    starts = range(0, len(problems), chunk)
+    for i, start in enumerate(track(starts, f"fail@{k} filter")):
+        counts += count_correct(generator, task, problems[start:start + chunk], k, seed=seed + i, temperature=temperature)
+    return [p for p, c in zip(problems, counts) if c == 0], counts
+
+
+def split_train_test(problems: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    """A seeded random 50/50 split (D_train gets the extra problem when the count is odd)."""
+    shuffled = list(problems)
+    random.Random(seed).shuffle(shuffled)
+    half = (len(shuffled) + 1) // 2
+    return shuffled[:half], shuffled[half:]
+
+
+def run_filter(cfg: FilterConfig, log=print) -> dict:
+    """Build the hard set and write train.jsonl, test.jsonl and manifest.json into cfg.out."""
+    from soar.generation import GenerationConfig, HFGenerator
+    from soar.models import load_model, load_tokenizer
+    from soar.runs import file_sha256, read_problems, write_json, write_jsonl
+    from soar.tasks import load_task
+
+    problems = read_problems(cfg.problems)
+    generator = HFGenerator(load_model(cfg.model), load_tokenizer(cfg.model),
+                            GenerationConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens))
+    hard, counts = find_hard(generator, load_task(cfg.task), problems, cfg.k, cfg.seed, cfg.temperature, cfg.chunk)
+    train, test = split_train_test(hard, cfg.seed)
+    out = Path(cfg.out)
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "test.jsonl", test)
+    manifest = {"model": cfg.model, "task": cfg.task, "k": cfg.k, "temperature": cfg.temperature,
+                "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "source": str(cfg.problems),
+                "source_sha256": file_sha256(cfg.problems), "candidates": len(problems), "hard": len(hard),
+                "train": len(train), "test": len(test),
+                "solved_at_least_once": sum(c > 0 for c in counts)}
+    write_json(out / "manifest.json", manifest)
+    log(f"fail@{cfg.k}: {len(hard)} of {len(problems)} problems never solved -> "
+        f"{len(train)} train / {len(test)} test in {out}")
+    return manifest

@@ -1,0 +1,66 @@
+"""The student: RLOO training on a problem set, shared by the inner loop, Hard-Only, PQ and the controls."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from soar.generation import Generator
+from soar.rl import RLConfig, make_optimizer, rloo_step
+from soar.tasks import Task
+
+
+@dataclass
+class StudentConfig:
+    """How a student trains (SOAR_SPEC §6, student column; defaults scaled to the toy world)."""
+
+    batch_questions: int = 8
+    """Questions per RLOO step (paper: 8)."""
+    group_size: int = 16
+    """Samples per question, the RLOO group (paper: 32)."""
+    extra_fraction: float = 0.5
+    """Share of each batch drawn from extra problems (synthetic or curriculum) when both sets are given."""
+    rl: RLConfig = field(default_factory=RLConfig)
+
+
+def train_student(model, ref_model, generator: Generator, task: Task, problems: list[dict], steps: int,
+                  cfg: StudentConfig, seed: int, pad_id: int, extra: list[dict] | None = None,
+                  on_step: Callable[[int, dict], None] | None = None) -> list[dict]:
+    """Train `model` in place for `steps` RLOO steps; reward = the task's grade against each answer.
+
+    With `extra` problems, each batch mixes extra_fraction of them with the rest from `problems`
+    (either list may be empty). Randomness (batches, samples) depends only on `seed`. `on_step(step,
+    stats)` runs after every step (evaluation curves, progress). Returns the per-step stats.
+    """
+    rng = random.Random(seed)
+    extra = extra or []
+    n_extra = cfg.batch_questions if not problems else round(cfg.batch_questions * cfg.extra_fraction) if extra else 0
+    if not problems and not extra:
+        raise ValueError("train_student needs problems to train on")
+    optimizer, scheduler = make_optimizer(model, cfg.rl, steps)
+    history = []
+    for step in range(steps):
+        batch = _draw(rng, extra, n_extra) + _draw(rng, problems, cfg.batch_questions - n_extra)
+        groups = generator.generate([task.student_prompt(p["question"]) for p in batch], cfg.group_size,
+                                    seed=rng.randrange(2**31))
+        texts = [s.text for g in groups for s in g]
+        answers = [p["answer"] for p in batch for _ in range(cfg.group_size)]
+        rewards = torch.tensor(task.grade(texts, answers), dtype=torch.float).view(len(batch), cfg.group_size)
+        stats = rloo_step(model, ref_model, optimizer, scheduler, groups, rewards, cfg.rl, pad_id)
+        stats["step"] = step
+        history.append(stats)
+        if on_step is not None:
+            on_step(step, stats)
+    return history
+
+
+def _draw(rng: random.Random, problems: list[dict], count: int) -> list[dict]:
+    """`count` problems, without repeats when there are enough of them."""
+    if count <= 0 or not problems:
+        return []
+    if count <= len(problems):
+        return rng.sample(problems, count)
+    return [rng.choice(problems) for _ in range(count)]

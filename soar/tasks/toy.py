@@ -1,0 +1,277 @@
+"""The toy world: SOAR on a laptop, with a real fail@128 plateau.
+
+A tiny Llama is pretrained from scratch on fixed-width addition (`0471+3852=04323`). Its *student*
+lines come from a noisy adder that keeps each carry only with probability `student_carry_keep`
+(q_S, ~2%), so the model adds carry-free numbers perfectly, solves 1-carry problems a few percent of
+the time, and never solves problems with 3 carries: that is the plateau. Correct 1- and 2-carry
+problems are the stepping stones: RL on them raises the latent carry probability, which lifts the
+hard set. Every hard problem also has a column that does *not* carry, so "carry everywhere" fails.
+
+*Teacher* lines (`<teach>0471+3852=04323`) teach the model to pose problems. They are skewed toward
+carry-free problems and use a sloppier adder (q_T ~ 0.4), so that only a few percent of what the
+untrained teacher writes are useful stepping stones (correct, with carries): the teacher has to
+learn to write them (TOY_WORLD.md, items 4-5).
+
+The model and tokenizer are saved in Hugging Face format and loaded from a path like any hub model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import random
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from soar.tasks import Task
+
+TEACH = "<teach>"
+SPECIAL = ["<pad>", "<s>", "</s>", TEACH]
+VOCAB = SPECIAL + list("0123456789+=")
+
+
+@dataclass
+class ToyConfig:
+    """The toy world: arithmetic, corpus mix and the tiny model's pretraining."""
+
+    seed: int = 0
+    """Seed of the corpus, the model initialisation and the problem files."""
+    digits: int = 4
+    """Width of each operand; answers have digits + 1 characters (zero-padded)."""
+    student_carry_keep: float = 0.03
+    """q_S: probability that the student-format adder keeps a carry. Sets the plateau's depth."""
+    teacher_carry_keep: float = 0.4
+    """q_T: probability that the teacher-format adder keeps a carry (teacher answers are unreliable)."""
+    teacher_carry_mix: tuple[float, ...] = (0.6, 0.16, 0.12, 0.08, 0.04)
+    """Share of teacher-format problems with 0, 1, 2, ... carries (skewed to useless carry-free ones)."""
+    teacher_share: float = 0.3
+    """Fraction of pretraining lines in the teacher format."""
+    hard_carries: int = 3
+    """Hard problems have exactly this many carries (and at least one column without a carry)."""
+    stone_carries: tuple[int, ...] = (1, 2)
+    """Carry counts of the stepping stones (the oracle curriculum uses correct problems of these)."""
+    num_hard_candidates: int = 512
+    """Candidate hard problems written for `soar filter`."""
+    num_easy: int = 128
+    """Carry-free problems for measuring retention."""
+    num_stones: int = 256
+    """Correct stepping-stone problems for the oracle curriculum."""
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    pretrain_steps: int = 1200
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup_steps: int = 100
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- arithmetic and ground truth
+
+def carry_columns(a: int, b: int, digits: int) -> list[bool]:
+    """Which columns (least significant first) produce a carry in the exact sum a + b."""
+    out, carry = [], 0
+    for i in range(digits):
+        s = (a // 10**i) % 10 + (b // 10**i) % 10 + carry
+        carry = int(s >= 10)
+        out.append(bool(carry))
+    return out
+
+
+def noisy_sum(a: int, b: int, digits: int, keep: float, rng: random.Random) -> str:
+    """a + b written with digits + 1 characters by an adder that keeps each carry with prob `keep`."""
+    total, carry = 0, 0
+    for i in range(digits):
+        s = (a // 10**i) % 10 + (b // 10**i) % 10 + carry
+        total += (s % 10) * 10**i
+        carry = int(s >= 10 and rng.random() < keep)
+    total += carry * 10**digits
+    return str(total).zfill(digits + 1)
+
+
+def format_question(a: int, b: int, digits: int) -> str:
+    return f"{a:0{digits}d}+{b:0{digits}d}="
+
+
+def parse_question(question: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)\+(\d+)=", question)
+    if m is None:
+        raise ValueError(f"not a toy question: {question!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def sample_operands(rng: random.Random, digits: int, num_carries: int) -> tuple[int, int]:
+    """Uniform operands conditioned on exactly `num_carries` carries (rejection sampling)."""
+    while True:
+        a, b = rng.randrange(10**digits), rng.randrange(10**digits)
+        if sum(carry_columns(a, b, digits)) == num_carries:
+            return a, b
+
+
+def problem_truth(question: str, answer: str) -> dict:
+    """What the toy world knows about a (question, answer) pair: carries, correctness, usefulness."""
+    a, b = parse_question(question)
+    digits = len(question.split("+")[0])
+    num_carries = sum(carry_columns(a, b, digits))
+    correct = answer == str(a + b).zfill(digits + 1)
+    return {"carries": num_carries, "correct": correct, "stepping_stone": correct and 1 <= num_carries <= 2}
+
+
+# ---------------------------------------------------------------- tokenizer and corpus
+
+def build_tokenizer():
+    """A character-level `tokenizers` tokenizer wrapped for transformers (saved as tokenizer.json)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(VOCAB)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    tok.add_special_tokens(SPECIAL)
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", unk_token="<pad>", additional_special_tokens=[TEACH])
+
+
+def student_line(rng: random.Random, cfg: ToyConfig) -> str:
+    a, b = rng.randrange(10**cfg.digits), rng.randrange(10**cfg.digits)
+    return format_question(a, b, cfg.digits) + noisy_sum(a, b, cfg.digits, cfg.student_carry_keep, rng)
+
+
+def teacher_line(rng: random.Random, cfg: ToyConfig) -> str:
+    num_carries = rng.choices(range(len(cfg.teacher_carry_mix)), weights=cfg.teacher_carry_mix)[0]
+    a, b = sample_operands(rng, cfg.digits, num_carries)
+    return TEACH + format_question(a, b, cfg.digits) + noisy_sum(a, b, cfg.digits, cfg.teacher_carry_keep, rng)
+
+
+def corpus_batch(rng: random.Random, cfg: ToyConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pretraining batch: input ids (B, T) and labels (B, T).
+
+    Student lines are trained on their answers only (nobody asks the model to invent student
+    questions); teacher lines on everything after `<teach>`, so the teacher learns the problem mix.
+    """
+    ids_of = {tok: i for i, tok in enumerate(VOCAB)}
+    T = 2 * cfg.digits + 2 + cfg.digits + 1 + 3  # <s> [<teach>] a + b = answer </s>
+    ids = torch.full((cfg.batch_size, T), ids_of["<pad>"], dtype=torch.long)
+    labels = torch.full((cfg.batch_size, T), -100, dtype=torch.long)
+    for row in range(cfg.batch_size):
+        teacher = rng.random() < cfg.teacher_share
+        line = teacher_line(rng, cfg) if teacher else student_line(rng, cfg)
+        toks = ["<s>"] + ([TEACH] + list(line[len(TEACH):]) if teacher else list(line)) + ["</s>"]
+        seq = torch.tensor([ids_of[t] for t in toks])
+        ids[row, :len(seq)] = seq
+        first = 2 if teacher else 2 * cfg.digits + 2  # first labelled token: operands or answer
+        labels[row, first:len(seq)] = seq[first:]
+    return ids, labels
+
+
+# ---------------------------------------------------------------- pretraining and the build
+
+def pretrain(cfg: ToyConfig, log=print):
+    """Pretrain the tiny Llama from scratch; deterministic given cfg.seed. Returns (model, tokenizer)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, get_cosine_schedule_with_warmup
+
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    tokenizer = build_tokenizer()
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(VOCAB), hidden_size=cfg.hidden_size, intermediate_size=4 * cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_heads,
+        max_position_embeddings=64, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.pretrain_steps)
+    model.train()
+    t0 = time.time()
+    for step in range(cfg.pretrain_steps):
+        ids, labels = corpus_batch(rng, cfg)  # right-padded; padding is never attended by earlier tokens
+        loss = model(input_ids=ids, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 250 == 0 or step == cfg.pretrain_steps - 1:
+            log(f"pretrain step {step:5d}  loss {loss.item():.4f}  {time.time() - t0:6.1f}s")
+    model.eval()
+    return model, tokenizer
+
+
+def problem_files(cfg: ToyConfig) -> dict[str, list[dict]]:
+    """The toy world's problem sets: hard candidates, easy (carry-free) problems, stepping stones."""
+    rng = random.Random(cfg.seed + 1)
+    seen: set[str] = set()
+
+    def draw(name: str, count: int, carries: tuple[int, ...]) -> list[dict]:
+        rows = []
+        while len(rows) < count:
+            a, b = sample_operands(rng, cfg.digits, rng.choice(carries))
+            q = format_question(a, b, cfg.digits)
+            if q not in seen:
+                seen.add(q)
+                rows.append({"id": f"{name}-{len(rows):05d}", "question": q, "answer": str(a + b).zfill(cfg.digits + 1)})
+        return rows
+
+    return {"hard_candidates": draw("hard", cfg.num_hard_candidates, (cfg.hard_carries,)),
+            "easy": draw("easy", cfg.num_easy, (0,)),
+            "stepping_stones": draw("stone", cfg.num_stones, cfg.stone_carries)}
+
+
+def default_dir(cfg: ToyConfig) -> Path:
+    import os
+    root = Path(os.environ.get("SOAR_CACHE", Path.home() / ".cache" / "soar"))
+    return root / f"toy-{cfg.fingerprint()}"
+
+
+def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False, log=print) -> Path:
+    """Build (or reuse) the toy world in `out_dir`: HF model + tokenizer and the problem files."""
+    from soar.runs import write_json, write_jsonl
+
+    out = Path(out_dir) if out_dir else default_dir(cfg)
+    if (out / "toy_world.json").exists() and not force:
+        log(f"toy world cached at {out}")
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model, tokenizer = pretrain(cfg, log)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    for name, rows in problem_files(cfg).items():
+        write_jsonl(out / f"{name}.jsonl", rows)
+    seconds = time.time() - t0
+    write_json(out / "toy_world.json", {"config": dataclasses.asdict(cfg), "build_seconds": round(seconds, 1)})
+    log(f"toy world built in {seconds:.1f}s at {out}")
+    return out
+
+
+# ---------------------------------------------------------------- the task
+
+def parse_teacher_output(text: str) -> tuple[str, str] | str:
+    """A teacher line `0471+3852=04323` -> (question, answer); anything else is rejected."""
+    m = re.fullmatch(r"\s*(\d+\+\d+=)(\d+)\s*", text)
+    if m is None:
+        return "malformed"
+    a, b = m.group(1)[:-1].split("+")
+    if len(a) != len(b) or len(m.group(2)) != len(a) + 1:
+        return "wrong_width"
+    return m.group(1), m.group(2)
+
+
+def grade(completions: list[str], answers: list[str]) -> list[bool]:
+    return [c.strip() == a.strip() for c, a in zip(completions, answers, strict=True)]
+
+
+def make_task() -> Task:
+    return Task(name="toy", teacher_prompt=TEACH, student_prompt=lambda q: q,
+                parse_teacher_output=parse_teacher_output, grade=grade)
