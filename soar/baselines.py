@@ -16,6 +16,7 @@ from pathlib import Path
 from soar.evaluation import PASS_KS, evaluate_pass_at_k, greedy_accuracy
 from soar.generation import GenerationConfig, HFGenerator
 from soar.models import frozen_copy, load_model, load_tokenizer, seed_everything
+from soar.progress import log
 from soar.runs import read_problems, write_json, write_jsonl
 from soar.student import StudentConfig, train_student
 from soar.tasks import Task, load_task
@@ -49,7 +50,7 @@ class FreshStudentConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
 
-def fresh_student(cfg: FreshStudentConfig, extra: list[dict] | None = None, log=print) -> dict:
+def fresh_student(cfg: FreshStudentConfig, extra: list[dict] | None = None, log=log) -> dict:
     """Train a fresh student on D_train (+ `extra`, else cfg.extra) and return its pass@k curve."""
     t0 = time.time()
     seed_everything(cfg.seed)
@@ -121,7 +122,7 @@ def teacher_questions(generator: HFGenerator, task: Task, count: int, seed: int,
     return problems[:count], rejected
 
 
-def base_t(cfg: FreshStudentConfig, num_questions: int, teacher_max_new_tokens: int = 24, log=print) -> dict:
+def base_t(cfg: FreshStudentConfig, num_questions: int, teacher_max_new_tokens: int = 24, log=log) -> dict:
     """Base-T: a fresh student on D_train mixed with questions from the untrained teacher (as given)."""
     task = load_task(cfg.task)
     generator = HFGenerator(load_model(cfg.model), load_tokenizer(cfg.model), cfg.generation)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import tyro
 from soar.baselines import FreshStudentConfig
 from soar.generation import GenerationConfig
 from soar.hardset import FilterConfig
+from soar.models import set_threads
 from soar.tasks.toy import ToyConfig
 
 
@@ -84,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
+    # The toy model is far too small for intra-op parallelism: one thread ran pretraining 2x faster
+    # than two on a 2-core machine. Real models run on GPU; set SOAR_THREADS for large CPU models.
+    set_threads(int(os.environ.get("SOAR_THREADS", "1")))
 
     if command == "grade":
         from soar.grading import main as grade_main

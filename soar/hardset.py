@@ -8,7 +8,7 @@ from pathlib import Path
 
 from soar.evaluation import count_correct
 from soar.generation import Generator
-from soar.progress import track
+from soar.progress import log, track
 from soar.tasks import Task
 
 
@@ -54,7 +54,7 @@ def split_train_test(problems: list[dict], seed: int) -> tuple[list[dict], list[
     return shuffled[:half], shuffled[half:]
 
 
-def run_filter(cfg: FilterConfig, log=print) -> dict:
+def run_filter(cfg: FilterConfig, log=log) -> dict:
     """Build the hard set and write train.jsonl, test.jsonl and manifest.json into cfg.out."""
     from soar.generation import GenerationConfig, HFGenerator
     from soar.models import load_model, load_tokenizer

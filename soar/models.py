@@ -12,7 +12,9 @@ import torch
 def load_model(path: str, device: str = "cpu", dtype: str = "float32"):
     """A causal LM from a local directory or hub id, in eval mode (`AutoModelForCausalLM`)."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()  # the per-load weight bar is noise next to soar's own progress
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     return model.to(device).eval()
 

@@ -21,3 +21,8 @@ def track(items: Iterable[T], description: str) -> Iterable[T]:
     from rich.progress import track as rich_track
 
     yield from rich_track(items, description=description, transient=True)
+
+
+def log(*args) -> None:
+    """Print a progress line at once (also when stdout is a file or a pipe)."""
+    print(*args, flush=True)

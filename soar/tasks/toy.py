@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from soar.progress import log
 from soar.tasks import Task
 
 TEACH = "<teach>"
@@ -177,7 +178,7 @@ def corpus_batch(rng: random.Random, cfg: ToyConfig) -> tuple[torch.Tensor, torc
 
 # ---------------------------------------------------------------- pretraining and the build
 
-def pretrain(cfg: ToyConfig, log=print):
+def pretrain(cfg: ToyConfig, log=log):
     """Pretrain the tiny Llama from scratch; deterministic given cfg.seed. Returns (model, tokenizer)."""
     from transformers import LlamaConfig, LlamaForCausalLM, get_cosine_schedule_with_warmup
 
@@ -233,7 +234,7 @@ def default_dir(cfg: ToyConfig) -> Path:
     return root / f"toy-{cfg.fingerprint()}"
 
 
-def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False, log=print) -> Path:
+def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False, log=log) -> Path:
     """Build (or reuse) the toy world in `out_dir`: HF model + tokenizer and the problem files."""
     from soar.runs import write_json, write_jsonl
 

@@ -1,0 +1,20 @@
+import os
+
+import pytest
+
+os.environ.setdefault("SOAR_QUIET", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_toy(tmp_path_factory):
+    """A tiny toy world (a few pretraining steps): real files and code paths, not a useful model."""
+    from soar.tasks.toy import ToyConfig, build
+
+    cfg = ToyConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=300, batch_size=32, lr=3e-3,
+                    num_hard_candidates=24, num_easy=8, num_stones=16)
+    return build(cfg, tmp_path_factory.mktemp("toy"), log=lambda *_: None), cfg
+
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # tiny models: one thread is faster than two (OpenMP overhead)

@@ -1,0 +1,83 @@
+"""The toy world: arithmetic ground truth, tokenizer, HF round trip, cached deterministic builds."""
+
+import json
+import random
+import time
+
+import pytest
+import torch
+
+from soar.tasks import load_task
+from soar.tasks.toy import (build, build_tokenizer, carry_columns, noisy_sum, parse_teacher_output,
+                            problem_truth, sample_operands)
+
+
+@pytest.mark.parametrize("a, b, carries", [
+    (1234, 4321, [False] * 4),
+    (9, 1, [True, False, False, False]),
+    (9999, 1, [True] * 4),
+    (5050, 5050, [False, True, False, True]),
+    (471, 3852, [False, True, True, False]),
+])
+def test_carry_columns(a, b, carries):
+    assert carry_columns(a, b, 4) == carries
+
+
+def test_noisy_sum_is_exact_when_carries_kept_and_drops_them_otherwise():
+    rng = random.Random(0)
+    assert noisy_sum(471, 3852, 4, 1.0, rng) == "04323"
+    assert noisy_sum(471, 3852, 4, 0.0, rng) == "03223"  # both carries dropped
+    assert noisy_sum(1234, 4321, 4, 0.0, rng) == "05555"  # nothing to drop
+
+
+def test_hard_problems_defeat_carry_everywhere():
+    """Every exactly-3-carry 4-digit problem has a column without a carry, so 'carry everywhere' fails."""
+    rng = random.Random(1)
+    for _ in range(200):
+        a, b = sample_operands(rng, 4, 3)
+        assert sum(carry_columns(a, b, 4)) == 3
+        everywhere = sum(((a // 10**i) % 10 + (b // 10**i) % 10 + (i > 0)) % 10 * 10**i for i in range(4)) + 10**4
+        assert str(everywhere).zfill(5) != str(a + b).zfill(5)
+
+
+def test_problem_truth_and_teacher_parse():
+    assert parse_teacher_output("0471+3852=04323") == ("0471+3852=", "04323")
+    assert parse_teacher_output("0471+3852=0432") == "wrong_width"
+    assert parse_teacher_output("0471+38") == "malformed"
+    assert problem_truth("0471+3852=", "04323") == {"carries": 2, "correct": True, "stepping_stone": True}
+    assert problem_truth("0471+3852=", "03223")["correct"] is False
+    assert problem_truth("1234+4321=", "05555")["stepping_stone"] is False  # correct but carry-free
+
+
+def test_tokenizer_round_trip():
+    tok = build_tokenizer()
+    ids = tok("<teach>0471+3852=04323")["input_ids"]
+    assert tok.convert_ids_to_tokens(ids) == ["<s>", "<teach>"] + list("0471+3852=04323")
+    assert tok.decode(ids, skip_special_tokens=True) == "0471+3852=04323"
+
+
+def test_toy_task_grades_exact_answers():
+    task = load_task("toy")
+    assert task.grade(["04323", " 04323", "04322", ""], ["04323"] * 4) == [True, True, False, False]
+
+
+def test_build_is_hf_loadable_cached_and_deterministic(tiny_toy, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, cfg = tiny_toy
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "hard_candidates.jsonl", "easy.jsonl",
+                 "stepping_stones.jsonl", "toy_world.json"):
+        assert (path / name).exists(), name
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert model.config.vocab_size == len(tok)
+    t0 = time.time()
+    assert build(cfg, path, log=lambda *_: None) == path  # cached: no retraining
+    assert time.time() - t0 < 1.0
+    again = build(cfg, tmp_path / "again", log=lambda *_: None)  # same seed, fresh build: same weights
+    other = AutoModelForCausalLM.from_pretrained(again)
+    for (n, p), (_, q) in zip(model.state_dict().items(), other.state_dict().items()):
+        assert torch.equal(p, q), n
+    assert (again / "hard_candidates.jsonl").read_text() == (path / "hard_candidates.jsonl").read_text()
+    rows = [json.loads(line) for line in (path / "stepping_stones.jsonl").read_text().splitlines()]
+    assert all(problem_truth(r["question"], r["answer"])["stepping_stone"] for r in rows)
