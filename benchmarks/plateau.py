@@ -39,8 +39,8 @@ def mean_sd(xs: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--base-t-questions", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--base-t-questions", type=int, default=128)
     ap.add_argument("--out", default="runs/plateau")
     args = ap.parse_args()
     out = Path(args.out)
@@ -66,7 +66,7 @@ def main() -> None:
     print("base model pass@k on D_test: " + "  ".join(f"@{k} {v:.2f}" for k, v in base["pass_at_k"].items())
           + f"   retention {greedy_accuracy(gen, task, easy):.2f}")
 
-    qs, rejected = teacher_questions(gen, task, 1000, seed=123, max_new_tokens=24)
+    qs, _, rejected = teacher_questions(gen, task, 1000, seed=123, max_new_tokens=24)
     truth = [problem_truth(q["question"], q["answer"]) for q in qs]
     print(f"untrained teacher (1000 valid of {1000 + sum(rejected.values())} samples): "
           f"correct {100 * sum(t['correct'] for t in truth) / 1000:.1f}%  "
@@ -78,7 +78,7 @@ def main() -> None:
         for arm in arms:
             cfg = FreshStudentConfig(model=str(toy_dir), hard_set=str(hard), out=str(out / arm / f"seed{seed}"),
                                      steps=args.steps, eval_every=args.steps, retention=str(toy_dir / "easy.jsonl"),
-                                     extra=str(toy_dir / "stepping_stones.jsonl") if arm == "oracle" else None,
+                                     extra=str(toy_dir / "oracle_curriculum.jsonl") if arm == "oracle" else None,
                                      seed=seed)
             r = base_t(cfg, args.base_t_questions, log=quiet) if arm == "base_t" else fresh_student(cfg, log=quiet)
             arms[arm][seed] = r

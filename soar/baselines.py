@@ -34,7 +34,7 @@ class FreshStudentConfig:
     """Output directory: config, curve.jsonl, result.json."""
     task: str = "toy"
     """Task of the problems: "toy" or "math"."""
-    steps: int = 60
+    steps: int = 80
     """Student RLOO steps."""
     eval_every: int = 20
     """Evaluate pass@k on D_test every this many steps (and at the end)."""
@@ -96,15 +96,18 @@ def fresh_student(cfg: FreshStudentConfig, extra: list[dict] | None = None, log=
     return result
 
 
-def teacher_questions(generator: HFGenerator, task: Task, count: int, seed: int,
-                      max_new_tokens: int, max_attempts: int = 10) -> tuple[list[dict], dict[str, int]]:
-    """`count` valid (question, answer) pairs sampled from a teacher, with rejection counts.
+def teacher_questions(generator: HFGenerator, task: Task, count: int, seed: int, max_new_tokens: int,
+                      max_rounds: int = 10) -> tuple[list[dict], list, dict[str, int]]:
+    """`count` valid (question, answer) pairs sampled from a teacher (SOAR_SPEC §4 filter).
 
-    Samples in rounds until enough pass the task's filter; fails after max_attempts * count samples.
+    Samples in rounds until enough pass the task's filter and fails with a clear error after
+    `max_rounds`. Returns the problems, the samples that produced them (in the same order, for the
+    teacher's RLOO update) and the rejection counts by reason.
     """
     problems: list[dict] = []
+    kept = []
     rejected: dict[str, int] = {}
-    for round_ in range(max_attempts):
+    for round_ in range(max_rounds):
         need = count - len(problems)
         if need <= 0:
             break
@@ -116,17 +119,18 @@ def teacher_questions(generator: HFGenerator, task: Task, count: int, seed: int,
                 rejected[parsed] = rejected.get(parsed, 0) + 1
             else:
                 problems.append({"id": f"teacher-{len(problems):05d}", "question": parsed[0], "answer": parsed[1]})
+                kept.append(s)
     if len(problems) < count:
         raise RuntimeError(f"the teacher produced only {len(problems)} valid problems of {count} "
-                           f"in {max_attempts} rounds (rejections: {rejected})")
-    return problems[:count], rejected
+                           f"in {max_rounds} rounds of sampling (rejections: {rejected})")
+    return problems[:count], kept[:count], rejected
 
 
 def base_t(cfg: FreshStudentConfig, num_questions: int, teacher_max_new_tokens: int = 24, log=log) -> dict:
     """Base-T: a fresh student on D_train mixed with questions from the untrained teacher (as given)."""
     task = load_task(cfg.task)
     generator = HFGenerator(load_model(cfg.model), load_tokenizer(cfg.model), cfg.generation)
-    questions, rejected = teacher_questions(generator, task, num_questions, cfg.seed, teacher_max_new_tokens)
+    questions, _, rejected = teacher_questions(generator, task, num_questions, cfg.seed, teacher_max_new_tokens)
     write_jsonl(Path(cfg.out) / "teacher_questions.jsonl", questions)
     result = fresh_student(cfg, extra=questions, log=log)
     result["teacher_rejections"] = rejected

@@ -6,6 +6,7 @@
     soar hard-only     Hard-Only baseline: RLOO directly on D_train
     soar oracle        oracle curriculum: D_train mixed with true stepping stones
     soar base-t        Base-T control: D_train mixed with questions from the untrained teacher
+    soar train         run SOAR (Algorithm 1); `soar train --resume RUN_DIR` continues a killed run
     soar grade         grade predictions against reference answers (maths)
 
 `soar COMMAND --help` lists every option with its documentation and default.
@@ -64,7 +65,7 @@ class BaseTArgs:
     """Base-T control: a fresh student on D_train mixed with questions from the untrained teacher."""
 
     run: FreshStudentConfig
-    num_questions: int = 64
+    num_questions: int = 128
     """Questions sampled from the untrained teacher (with the teacher's answers, right or wrong)."""
     teacher_max_new_tokens: int = 24
     """Longest teacher sample (paper: 512)."""
@@ -103,6 +104,25 @@ def main(argv: list[str] | None = None) -> int:
         print(build(args.toy, args.out, force=args.force))
         return 0
 
+    if command == "train":
+        from soar.loop import SoarConfig, config_from_dict, run
+        if rest[:1] == ["--resume"]:
+            if len(rest) != 2:
+                print("usage: soar train --resume RUN_DIR", file=sys.stderr)
+                return 2
+            config_file = Path(rest[1]) / "config.json"
+            if not config_file.exists():
+                print(f"soar train --resume: {config_file} not found (not a run directory)", file=sys.stderr)
+                return 2
+            cfg = config_from_dict(json.loads(config_file.read_text()))
+            if Path(cfg.out).resolve() != Path(rest[1]).resolve():
+                cfg = dataclasses.replace(cfg, out=rest[1])  # the run directory was moved
+            state = run(cfg, resume=(Path(rest[1]) / "state.json").exists())
+        else:
+            state = run(tyro.cli(SoarConfig, args=rest, prog="soar train"))
+        print(json.dumps({"outer_steps": state["step"], "promotions": len(state["promotions"])}))
+        return 0
+
     if command == "filter":
         cfg = tyro.cli(FilterConfig, args=rest, prog="soar filter")
         from soar.hardset import run_filter
@@ -134,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cfg = tyro.cli(FreshStudentConfig, args=rest, prog=f"soar {command}")
         if command == "oracle" and not cfg.extra:
-            print("soar oracle needs --extra STONES.jsonl (toy world: stepping_stones.jsonl)", file=sys.stderr)
+            print("soar oracle needs --extra CURRICULUM.jsonl (toy world: oracle_curriculum.jsonl)", file=sys.stderr)
             return 2
         if command == "hard-only" and cfg.extra:
             print("soar hard-only trains on D_train only: drop --extra", file=sys.stderr)

@@ -21,8 +21,9 @@ class StudentConfig:
     """Questions per RLOO step (paper: 8)."""
     group_size: int = 16
     """Samples per question, the RLOO group (paper: 32)."""
-    extra_fraction: float = 0.5
-    """Share of each batch drawn from extra problems (synthetic or curriculum) when both sets are given."""
+    extra_fraction: float = 0.75
+    """Share of each batch drawn from extra problems (synthetic or curriculum) when both sets are given.
+    On a fail@k plateau the D_train share earns no reward, so a large extra share spends samples better."""
     rl: RLConfig = field(default_factory=RLConfig)
 
 

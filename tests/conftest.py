@@ -11,10 +11,18 @@ def tiny_toy(tmp_path_factory):
     from soar.tasks.toy import ToyConfig, build
 
     cfg = ToyConfig(hidden_size=32, num_layers=1, num_heads=2, pretrain_steps=300, batch_size=32, lr=3e-3,
-                    num_hard_candidates=24, num_easy=8, num_stones=16)
+                    num_hard_candidates=24, num_easy=8, num_curriculum=16)
     return build(cfg, tmp_path_factory.mktemp("toy"), log=lambda *_: None), cfg
 
 
 import torch  # noqa: E402
 
 torch.set_num_threads(1)  # tiny models: one thread is faster than two (OpenMP overhead)
+
+
+@pytest.fixture(scope="session")
+def toy_world():
+    """The default toy world, built once (about 3 minutes on 2 cores) and cached like a user's."""
+    from soar.tasks.toy import ToyConfig, build
+
+    return build(ToyConfig(), log=lambda *_: None)

@@ -46,7 +46,7 @@ def test_filter_eval_and_baselines(tiny_toy, tmp_path, capsys):
     curve = read_jsonl(tmp_path / "ho" / "curve.jsonl")
     assert [p["step"] for p in curve] == [0, 1, 2] and "retention" in curve[-1]
     assert json.loads((tmp_path / "ho" / "config.json").read_text())["steps"] == 2
-    assert main(["oracle", "--out", str(tmp_path / "or"), "--extra", str(toy_dir / "stepping_stones.jsonl"),
+    assert main(["oracle", "--out", str(tmp_path / "or"), "--extra", str(toy_dir / "oracle_curriculum.jsonl"),
                  *common]) == 0
     assert json.loads((tmp_path / "or" / "result.json").read_text())["num_extra"] == 16
     assert main(["base-t", "--num-questions", "6", *[f"--run.{a[2:]}" if a.startswith("--") else a for a in

@@ -66,7 +66,7 @@ def test_build_is_hf_loadable_cached_and_deterministic(tiny_toy, tmp_path):
 
     path, cfg = tiny_toy
     for name in ("config.json", "model.safetensors", "tokenizer.json", "hard_candidates.jsonl", "easy.jsonl",
-                 "stepping_stones.jsonl", "toy_world.json"):
+                 "oracle_curriculum.jsonl", "toy_world.json"):
         assert (path / name).exists(), name
     model = AutoModelForCausalLM.from_pretrained(path)
     tok = AutoTokenizer.from_pretrained(path)
@@ -79,5 +79,6 @@ def test_build_is_hf_loadable_cached_and_deterministic(tiny_toy, tmp_path):
     for (n, p), (_, q) in zip(model.state_dict().items(), other.state_dict().items()):
         assert torch.equal(p, q), n
     assert (again / "hard_candidates.jsonl").read_text() == (path / "hard_candidates.jsonl").read_text()
-    rows = [json.loads(line) for line in (path / "stepping_stones.jsonl").read_text().splitlines()]
-    assert all(problem_truth(r["question"], r["answer"])["stepping_stone"] for r in rows)
+    rows = [json.loads(line) for line in (path / "oracle_curriculum.jsonl").read_text().splitlines()]
+    truths = [problem_truth(r["question"], r["answer"]) for r in rows]
+    assert all(t["correct"] and t["carries"] in cfg.curriculum_carries for t in truths)

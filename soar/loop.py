@@ -1,0 +1,268 @@
+"""The SOAR bilevel loop: Algorithm 1 of the paper (SOAR_SPEC §5), one outer step per iteration.
+
+    1. teacher generation   g·n valid (question, answer) pairs from π_T, split in order into X_1..X_g
+    2. reward questions     Q_R: M problems drawn afresh from D_train
+    3. inner loop           for each X_k and repeat j: copy the baseline student θ, train K RLOO steps
+                            on X_k (reward = agreement with the teacher's answer), R_kj = Acc(θ'_kj) − Acc(θ)
+    4. dataset reward       R_k = mean_j R_kj
+    5. promotion check      R̄ = moving average of R̂ = mean_k R_k over m steps; if R̄ > τ the median
+                            student of X_{k*} (k* = argmax R_k) becomes θ and X_{k*} joins PQ
+    6. teacher update       one RLOO step on π_T, advantage of a sample = R_k − mean of the other R_k'
+
+Readings of the paper and deviations (each also in the run's config.json):
+- Acc is greedy accuracy on Q_R by default, as in the paper. `reward_metric="sampled"` measures mean
+  success over `reward_samples` samples at temperature 1 instead (deviation: the toy studies found
+  greedy too coarse at toy scale). The same seed is used for the baseline and every student of a
+  step, so differences are not sampling noise between them.
+- Rejected teacher samples are resampled up to `max_teacher_rounds` rounds, then the step fails with
+  a clear error (the paper resamples without a stated cap).
+- With an even r the "median" student is the lower of the two middle ones; after a promotion the
+  moving-average history is reset (rewards are then measured against a stronger baseline).
+- Inner-loop students and the teacher are KL-regularised towards the initial base model.
+- K becomes K + `extra_inner_steps_after_promotion` once a promotion has happened (paper: 10 → 15).
+- Every inner loop's randomness is seeded from (run seed, outer step, k, j), so results do not depend
+  on the order in which inner loops run, and a resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from soar.baselines import teacher_questions
+from soar.evaluation import count_correct, greedy_accuracy
+from soar.generation import GenerationConfig, HFGenerator
+from soar.models import frozen_copy, load_model, load_tokenizer
+from soar.progress import log
+from soar.promotion import dataset_advantages, promotion_check
+from soar.rl import RLConfig, make_optimizer, rloo_step
+from soar.runs import append_jsonl, read_jsonl, read_problems, write_json, write_jsonl
+from soar.student import StudentConfig, train_student
+from soar.tasks import load_task
+
+DEVIATIONS = [" ".join(line.strip("- ").split()) for line in __doc__.split("config.json):")[1].strip().split("\n- ")]
+
+
+@dataclass
+class SoarConfig:
+    """A SOAR run (Algorithm 1). Defaults: the toy world on CPU, scaled down from SOAR_SPEC §6."""
+
+    model: str
+    """Base model π_base (directory or hub id): teacher and student both start from it."""
+    hard_set: str
+    """Directory with train.jsonl (D_train, used only through the teacher reward)."""
+    out: str
+    """Run directory."""
+    task: str = "toy"
+    """Task: "toy" or "math"."""
+    seed: int = 0
+    """Run seed: every random choice derives from it."""
+    outer_steps: int = 20
+    """T: outer steps (paper: 200)."""
+    group_size: int = 4
+    """g: datasets per outer step = the teacher's RLOO group."""
+    dataset_size: int = 16
+    """n: (question, answer) pairs per dataset (paper: 64)."""
+    num_repeats: int = 2
+    """r: students trained per dataset (paper: 4)."""
+    num_reward_questions: int = 64
+    """M: size of Q_R, drawn afresh from D_train every outer step."""
+    inner_steps: int = 10
+    """K: student RLOO steps per inner loop."""
+    extra_inner_steps_after_promotion: int = 5
+    """K grows by this once a student has been promoted (paper: 10 -> 15)."""
+    promotion_threshold: float = 0.01
+    """τ: promote when the moving average of the mean reward exceeds it."""
+    window: int = 3
+    """m: moving-average window of the mean reward R̂."""
+    reward_metric: str = "greedy"
+    """Acc on Q_R: "greedy" (paper) or "sampled" (mean success over reward_samples at temperature 1)."""
+    reward_samples: int = 8
+    """Samples per Q_R question when reward_metric is "sampled"."""
+    teacher_max_new_tokens: int = 24
+    """Longest teacher sample (paper: 512)."""
+    max_teacher_rounds: int = 10
+    """Resampling rounds for rejected teacher samples before the step fails."""
+    teacher_rl: RLConfig = field(default_factory=lambda: RLConfig(lr=1e-5, warmup_steps=2))
+    """The teacher's RLOO (paper: lr 1e-5, 20 warmup steps)."""
+    student: StudentConfig = field(default_factory=StudentConfig)
+    """The inner-loop student's RLOO."""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+def inner_seed(seed: int, step: int, k: int, j: int) -> int:
+    """The seed of inner loop (k, j) at outer step t: independent of execution order."""
+    return random.Random(f"{seed}/{step}/{k}/{j}").randrange(2**31)
+
+
+def draw_reward_questions(d_train: list[dict], cfg: SoarConfig, step: int) -> tuple[list[dict], int]:
+    """Q_R of outer step t (M problems from D_train) and the sampling seed shared by its Acc measurements."""
+    rng = random.Random(f"{cfg.seed}/{step}/reward_questions")
+    return rng.sample(d_train, min(cfg.num_reward_questions, len(d_train))), rng.randrange(2**31)
+
+
+def config_from_dict(d: dict) -> SoarConfig:
+    """The SoarConfig written in a run's config.json."""
+    d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(SoarConfig)}}
+    student = dict(d["student"])
+    student["rl"] = RLConfig(**student["rl"])
+    return SoarConfig(**{**d, "teacher_rl": RLConfig(**d["teacher_rl"]), "student": StudentConfig(**student),
+                         "generation": GenerationConfig(**d["generation"])})
+
+
+def accuracy(generator, task, problems: list[dict], cfg: SoarConfig, seed: int) -> float:
+    """Acc on Q_R: greedy accuracy, or mean success over s samples (reward_metric)."""
+    if cfg.reward_metric == "greedy":
+        return greedy_accuracy(generator, task, problems)
+    counts = count_correct(generator, task, problems, cfg.reward_samples, seed=seed)
+    return sum(counts) / (len(problems) * cfg.reward_samples)
+
+
+def run(cfg: SoarConfig, resume: bool = False) -> dict:
+    """Run (or resume) SOAR; returns the final state. Everything is written under cfg.out."""
+    if cfg.reward_metric not in ("greedy", "sampled"):
+        raise ValueError(f"reward_metric must be 'greedy' or 'sampled', not {cfg.reward_metric!r}")
+    out = Path(cfg.out)
+    task = load_task(cfg.task)
+    d_train = read_problems(Path(cfg.hard_set) / "train.jsonl")
+    tokenizer = load_tokenizer(cfg.model)
+    pad = tokenizer.pad_token_id
+    base = load_model(cfg.model)
+    reference = frozen_copy(base)  # π_base, the KL anchor of teacher and students
+    teacher = frozen_copy(base).train().requires_grad_(True)
+    baseline_student = frozen_copy(base)  # θ
+    student = frozen_copy(base).requires_grad_(True)  # preallocated: each inner loop loads θ into it
+    del base
+    teacher_gen = HFGenerator(teacher, tokenizer, cfg.generation)
+    student_gen = HFGenerator(student, tokenizer, cfg.generation)
+    baseline_gen = HFGenerator(baseline_student, tokenizer, cfg.generation)
+    teacher_opt, teacher_sched = make_optimizer(teacher, cfg.teacher_rl, cfg.outer_steps)
+    state = {"step": 0, "history": [], "promotions": []}
+    if resume:
+        state = load_checkpoint(out, teacher, teacher_opt, teacher_sched, baseline_student)
+        log(f"resuming {out} at outer step {state['step']}")
+    else:
+        if (out / "state.json").exists():
+            raise FileExistsError(f"{out} already holds a run: resume it with --resume, or pick another --out")
+        write_json(out / "config.json", {**dataclasses.asdict(cfg), "readings_and_deviations": DEVIATIONS})
+    truncate_logs(out, state["step"])
+
+    for t in range(state["step"], cfg.outer_steps):
+        timings: dict[str, float] = {}
+        clock = time.time()
+        # 1. Teacher generation: g·n valid pairs, split in order into X_1..X_g.
+        pairs, samples, rejected = teacher_questions_with_samples(teacher_gen, task, cfg, t)
+        n = cfg.dataset_size
+        datasets = [pairs[k * n:(k + 1) * n] for k in range(cfg.group_size)]
+        timings["teacher_generation"], clock = time.time() - clock, time.time()
+
+        # 2. Reward questions Q_R, drawn afresh from D_train.
+        reward_questions, acc_seed = draw_reward_questions(d_train, cfg, t)
+        baseline_acc = accuracy(baseline_gen, task, reward_questions, cfg, acc_seed)
+
+        # 3. Inner loop: r copies of θ per dataset, K RLOO steps each, rewarded on Q_R.
+        inner_steps = cfg.inner_steps + (cfg.extra_inner_steps_after_promotion if state["promotions"] else 0)
+        theta = {name: p.detach().clone() for name, p in baseline_student.state_dict().items()}
+        rewards: list[list[float]] = []
+        trained: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        for k, dataset in enumerate(datasets):
+            rewards.append([])
+            for j in range(cfg.num_repeats):
+                student.load_state_dict(theta)
+                train_student(student, reference, student_gen, task, dataset, inner_steps, cfg.student,
+                              inner_seed(cfg.seed, t, k, j), pad)
+                rewards[k].append(accuracy(student_gen, task, reward_questions, cfg, acc_seed) - baseline_acc)
+                trained[k, j] = {name: p.detach().clone() for name, p in student.state_dict().items()}
+        timings["inner_loop"], clock = time.time() - clock, time.time()
+
+        # 4. Dataset rewards R_k, and 5. the promotion check.
+        dataset_rewards = [sum(r) / len(r) for r in rewards]
+        decision, state["history"] = promotion_check(rewards, state["history"], cfg.window, cfg.promotion_threshold)
+        if decision.promote:
+            baseline_student.load_state_dict(trained[decision.dataset, decision.student])
+            state["promotions"].append({"step": t, "dataset": decision.dataset, "student": decision.student,
+                                        "reward": rewards[decision.dataset][decision.student]})
+            for row in datasets[decision.dataset]:
+                append_jsonl(out / "promoted_questions.jsonl", {**row, "step": t, "dataset": decision.dataset})
+        del trained
+
+        # 6. Teacher update: one RLOO step, dataset-level leave-one-out advantages.
+        advantages = dataset_advantages(dataset_rewards)
+        groups = [samples[k * n:(k + 1) * n] for k in range(cfg.group_size)]
+        adv = torch.tensor([[a] * n for a in advantages])  # (g, n)
+        teacher_stats = rloo_step(teacher, reference, teacher_opt, teacher_sched, groups,
+                                  torch.tensor([[r] * n for r in dataset_rewards]), cfg.teacher_rl, pad, advantages=adv)
+        timings["teacher_update"] = time.time() - clock
+
+        write_jsonl(out / "questions" / f"step_{t:04d}.jsonl",
+                    [{**row, "dataset": k, "dataset_reward": dataset_rewards[k]} for k, ds in enumerate(datasets) for row in ds])
+        metrics = {"step": t, "teacher/dataset_rewards": dataset_rewards, "teacher/student_rewards": rewards,
+                   "teacher/mean_reward": sum(dataset_rewards) / len(dataset_rewards),
+                   "teacher/moving_average": decision.moving_average, "promotion": decision.promote,
+                   "teacher/rejections": rejected, "teacher/kl": teacher_stats["kl"],
+                   "student/baseline_accuracy": baseline_acc, "student/inner_steps": inner_steps,
+                   "time": {k: round(v, 3) for k, v in timings.items()}}
+        append_jsonl(out / "metrics.jsonl", metrics)
+        state["step"] = t + 1
+        save_checkpoint(out, state, teacher, teacher_opt, teacher_sched, baseline_student)
+        log(f"outer step {t + 1}/{cfg.outer_steps}  R̂ {metrics['teacher/mean_reward']:+.4f}  "
+            f"R̄ {decision.moving_average:+.4f}  baseline Acc {baseline_acc:.3f}"
+            + ("  PROMOTED" if decision.promote else "") + f"  {sum(timings.values()):.1f}s")
+    return state
+
+
+def teacher_questions_with_samples(generator, task, cfg: SoarConfig, step: int):
+    """g·n valid pairs with the teacher samples that produced them (for the RLOO update)."""
+    count = cfg.group_size * cfg.dataset_size
+    seed = random.Random(f"{cfg.seed}/{step}/teacher").randrange(2**31)
+    return teacher_questions(generator, task, count, seed, cfg.teacher_max_new_tokens, cfg.max_teacher_rounds)
+
+
+# ---------------------------------------------------------------- checkpoints and resume
+
+def save_checkpoint(out: Path, state: dict, teacher, optimizer, scheduler, baseline_student) -> None:
+    """Write checkpoint ckpt_<step>/, then point state.json at it (an atomic rename), then drop older ones.
+
+    A kill at any moment leaves state.json naming a complete checkpoint.
+    """
+    name = f"ckpt_{state['step']:04d}"
+    tmp = out / f".{name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    teacher.save_pretrained(tmp / "teacher")
+    baseline_student.save_pretrained(tmp / "baseline_student")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "teacher_optimizer.pt")
+    shutil.rmtree(out / name, ignore_errors=True)
+    tmp.rename(out / name)
+    write_json(out / "state.json", {**state, "checkpoint": name})
+    for old in out.glob("ckpt_*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(out: Path, teacher, optimizer, scheduler, baseline_student) -> dict:
+    import json
+
+    from safetensors.torch import load_file
+
+    state = json.loads((out / "state.json").read_text())
+    ckpt = out / state.pop("checkpoint")
+    teacher.load_state_dict(load_file(ckpt / "teacher" / "model.safetensors"), strict=False)
+    baseline_student.load_state_dict(load_file(ckpt / "baseline_student" / "model.safetensors"), strict=False)
+    opt = torch.load(ckpt / "teacher_optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(opt["optimizer"])
+    scheduler.load_state_dict(opt["scheduler"])
+    return state
+
+
+def truncate_logs(out: Path, step: int) -> None:
+    """Drop log lines of steps >= `step` (written by a run killed before its checkpoint landed)."""
+    for name in ("metrics.jsonl", "promoted_questions.jsonl"):
+        path = out / name
+        if path.exists():
+            write_jsonl(path, [row for row in read_jsonl(path) if row["step"] < step])
