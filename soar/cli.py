@@ -6,6 +6,7 @@
     soar hard-only     Hard-Only baseline: RLOO directly on D_train
     soar oracle        oracle curriculum: D_train mixed with true stepping stones
     soar base-t        Base-T control: D_train mixed with questions from the untrained teacher
+    soar demo          the whole method on the toy world, with a report (the main job)
     soar train         run SOAR (Algorithm 1); `soar train --resume RUN_DIR` continues a killed run
     soar grade         grade predictions against reference answers (maths)
 
@@ -102,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         args = tyro.cli(ToyBuildArgs, args=rest[1:], prog="soar toy build")
         from soar.tasks.toy import build
         print(build(args.toy, args.out, force=args.force))
+        return 0
+
+    if command == "demo":
+        from soar.demo import DemoConfig, run_demo
+        run_demo(tyro.cli(DemoConfig, args=rest, prog="soar demo"))
         return 0
 
     if command == "train":

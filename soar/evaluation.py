@@ -41,3 +41,25 @@ def greedy_accuracy(generator: Generator, task: Task, problems: list[dict]) -> f
     """Fraction of problems solved by greedy decoding."""
     groups = generator.generate([task.student_prompt(p["question"]) for p in problems], 1, greedy=True)
     return sum(task.grade([g[0].text for g in groups], [p["answer"] for p in problems])) / len(problems)
+
+
+def reference_logprob(model, tokenizer, task: Task, problems: list[dict], batch_size: int = 256) -> float:
+    """Mean over problems of log π(reference answer + eos | student prompt): a dense, grounded score.
+
+    The change of this score is the dense teacher reward of TOY_WORLD.md (an extension, off by default).
+    """
+    import torch
+
+    from soar.generation import Sample
+    from soar.rl import pack_samples, token_logprobs
+
+    samples = [Sample(tokenizer(task.student_prompt(p["question"]))["input_ids"],
+                      tokenizer(p["answer"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id], p["answer"])
+               for p in problems]
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(samples), batch_size):
+            batch = pack_samples(samples[start:start + batch_size], tokenizer.pad_token_id)
+            logp = token_logprobs(model, batch["input_ids"], batch["attention_mask"])  # (N, T-1)
+            total += (logp * batch["completion_mask"]).sum().item()
+    return total / len(problems)

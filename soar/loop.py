@@ -12,7 +12,8 @@
 Readings of the paper and deviations (each also in the run's config.json):
 - Acc is greedy accuracy on Q_R by default, as in the paper. `reward_metric="sampled"` measures mean
   success over `reward_samples` samples at temperature 1 instead (deviation: the toy studies found
-  greedy too coarse at toy scale). The same seed is used for the baseline and every student of a
+  greedy too coarse at toy scale). `reward_metric="logprob"` uses the change in log-probability
+  of the Q_R reference answers (extension: a dense grounded reward, not in the paper). The same seed is used for the baseline and every student of a
   step, so differences are not sampling noise between them.
 - Rejected teacher samples are resampled up to `max_teacher_rounds` rounds, then the step fails with
   a clear error (the paper resamples without a stated cap).
@@ -36,7 +37,7 @@ from pathlib import Path
 import torch
 
 from soar.baselines import teacher_questions
-from soar.evaluation import count_correct, greedy_accuracy
+from soar.evaluation import count_correct, greedy_accuracy, reference_logprob
 from soar.generation import GenerationConfig, HFGenerator
 from soar.models import frozen_copy, load_model, load_tokenizer
 from soar.progress import log
@@ -82,9 +83,12 @@ class SoarConfig:
     window: int = 3
     """m: moving-average window of the mean reward R̂."""
     reward_metric: str = "greedy"
-    """Acc on Q_R: "greedy" (paper) or "sampled" (mean success over reward_samples at temperature 1)."""
+    """Acc on Q_R: "greedy" (paper), "sampled" (mean success over reward_samples at temperature 1), or
+    "logprob" (log-probability of the Q_R reference answers: the dense grounded reward, an extension)."""
     reward_samples: int = 8
     """Samples per Q_R question when reward_metric is "sampled"."""
+    retention: str | None = None
+    """Easy problems (JSONL) whose greedy accuracy by the baseline student is logged every step."""
     teacher_max_new_tokens: int = 24
     """Longest teacher sample (paper: 512)."""
     max_teacher_rounds: int = 10
@@ -117,7 +121,9 @@ def config_from_dict(d: dict) -> SoarConfig:
 
 
 def accuracy(generator, task, problems: list[dict], cfg: SoarConfig, seed: int) -> float:
-    """Acc on Q_R: greedy accuracy, or mean success over s samples (reward_metric)."""
+    """Acc on Q_R: greedy accuracy, mean success over s samples, or reference log-probability (reward_metric)."""
+    if cfg.reward_metric == "logprob":
+        return reference_logprob(generator.model, generator.tokenizer, task, problems)
     if cfg.reward_metric == "greedy":
         return greedy_accuracy(generator, task, problems)
     counts = count_correct(generator, task, problems, cfg.reward_samples, seed=seed)
@@ -126,11 +132,12 @@ def accuracy(generator, task, problems: list[dict], cfg: SoarConfig, seed: int) 
 
 def run(cfg: SoarConfig, resume: bool = False) -> dict:
     """Run (or resume) SOAR; returns the final state. Everything is written under cfg.out."""
-    if cfg.reward_metric not in ("greedy", "sampled"):
-        raise ValueError(f"reward_metric must be 'greedy' or 'sampled', not {cfg.reward_metric!r}")
+    if cfg.reward_metric not in ("greedy", "sampled", "logprob"):
+        raise ValueError(f"reward_metric must be 'greedy', 'sampled' or 'logprob', not {cfg.reward_metric!r}")
     out = Path(cfg.out)
     task = load_task(cfg.task)
     d_train = read_problems(Path(cfg.hard_set) / "train.jsonl")
+    easy = read_problems(cfg.retention) if cfg.retention else []
     tokenizer = load_tokenizer(cfg.model)
     pad = tokenizer.pad_token_id
     base = load_model(cfg.model)
@@ -153,6 +160,7 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
         write_json(out / "config.json", {**dataclasses.asdict(cfg), "readings_and_deviations": DEVIATIONS})
     truncate_logs(out, state["step"])
 
+    started, first = time.time(), state["step"]
     for t in range(state["step"], cfg.outer_steps):
         timings: dict[str, float] = {}
         clock = time.time()
@@ -165,6 +173,7 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
         # 2. Reward questions Q_R, drawn afresh from D_train.
         reward_questions, acc_seed = draw_reward_questions(d_train, cfg, t)
         baseline_acc = accuracy(baseline_gen, task, reward_questions, cfg, acc_seed)
+        retention = greedy_accuracy(baseline_gen, task, easy) if easy else None
 
         # 3. Inner loop: r copies of θ per dataset, K RLOO steps each, rewarded on Q_R.
         inner_steps = cfg.inner_steps + (cfg.extra_inner_steps_after_promotion if state["promotions"] else 0)
@@ -190,6 +199,7 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
                                         "reward": rewards[decision.dataset][decision.student]})
             for row in datasets[decision.dataset]:
                 append_jsonl(out / "promoted_questions.jsonl", {**row, "step": t, "dataset": decision.dataset})
+            baseline_student.save_pretrained(out / "promoted" / f"step_{t:04d}")  # PS candidates
         del trained
 
         # 6. Teacher update: one RLOO step, dataset-level leave-one-out advantages.
@@ -206,14 +216,16 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
                    "teacher/mean_reward": sum(dataset_rewards) / len(dataset_rewards),
                    "teacher/moving_average": decision.moving_average, "promotion": decision.promote,
                    "teacher/rejections": rejected, "teacher/kl": teacher_stats["kl"],
-                   "student/baseline_accuracy": baseline_acc, "student/inner_steps": inner_steps,
+                   "student/baseline_accuracy": baseline_acc, "student/retention": retention,
+                   "student/inner_steps": inner_steps,
                    "time": {k: round(v, 3) for k, v in timings.items()}}
         append_jsonl(out / "metrics.jsonl", metrics)
         state["step"] = t + 1
         save_checkpoint(out, state, teacher, teacher_opt, teacher_sched, baseline_student)
         log(f"outer step {t + 1}/{cfg.outer_steps}  R̂ {metrics['teacher/mean_reward']:+.4f}  "
             f"R̄ {decision.moving_average:+.4f}  baseline Acc {baseline_acc:.3f}"
-            + ("  PROMOTED" if decision.promote else "") + f"  {sum(timings.values()):.1f}s")
+            + ("  PROMOTED" if decision.promote else "") + f"  {sum(timings.values()):.1f}s"
+            f"  ETA {(time.time() - started) / (t + 1 - first) * (cfg.outer_steps - t - 1):.0f}s")
     return state
 
 
@@ -261,7 +273,10 @@ def load_checkpoint(out: Path, teacher, optimizer, scheduler, baseline_student) 
 
 
 def truncate_logs(out: Path, step: int) -> None:
-    """Drop log lines of steps >= `step` (written by a run killed before its checkpoint landed)."""
+    """Drop log lines and promoted students of steps >= `step` (a run killed before its checkpoint landed)."""
+    for path in (out / "promoted").glob("step_*"):
+        if int(path.name.split("_")[1]) >= step:
+            shutil.rmtree(path)
     for name in ("metrics.jsonl", "promoted_questions.jsonl"):
         path = out / name
         if path.exists():

@@ -82,3 +82,19 @@ def test_build_is_hf_loadable_cached_and_deterministic(tiny_toy, tmp_path):
     rows = [json.loads(line) for line in (path / "oracle_curriculum.jsonl").read_text().splitlines()]
     truths = [problem_truth(r["question"], r["answer"]) for r in rows]
     assert all(t["correct"] and t["carries"] in cfg.curriculum_carries for t in truths)
+
+
+def test_reference_logprob_matches_a_direct_computation(tiny_toy):
+    from soar.evaluation import reference_logprob
+    from soar.models import load_model, load_tokenizer
+
+    path, _ = tiny_toy
+    model, tok = load_model(str(path)), load_tokenizer(str(path))
+    problems = [{"question": "0471+3852=", "answer": "04323"}, {"question": "1234+4321=", "answer": "05555"}]
+    expected = 0.0
+    for p in problems:
+        ids = tok(p["question"] + p["answer"] + "</s>")["input_ids"]
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1], -1)
+        prompt_len = len(tok(p["question"])["input_ids"])
+        expected += sum(logp[t - 1, ids[t]].item() for t in range(prompt_len, len(ids)))
+    assert reference_logprob(model, tok, load_task("toy"), problems) == pytest.approx(expected / 2, rel=1e-5)
