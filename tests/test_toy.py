@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from soar.tasks import load_task
-from soar.tasks.toy import (build, build_tokenizer, carry_columns, noisy_sum, parse_teacher_output,
-                            problem_truth, sample_operands)
+from soar.tasks.toy import (build, build_tokenizer, carry_columns, is_hard, noisy_sum, parse_question,
+                            parse_teacher_output, problem_truth)
 
 
 @pytest.mark.parametrize("a, b, carries", [
@@ -30,14 +30,19 @@ def test_noisy_sum_is_exact_when_carries_kept_and_drops_them_otherwise():
     assert noisy_sum(1234, 4321, 4, 0.0, rng) == "05555"  # nothing to drop
 
 
-def test_hard_problems_defeat_carry_everywhere():
-    """Every exactly-3-carry 4-digit problem has a column without a carry, so 'carry everywhere' fails."""
-    rng = random.Random(1)
-    for _ in range(200):
-        a, b = sample_operands(rng, 4, 3)
-        assert sum(carry_columns(a, b, 4)) == 3
-        everywhere = sum(((a // 10**i) % 10 + (b // 10**i) % 10 + (i > 0)) % 10 * 10**i for i in range(4)) + 10**4
-        assert str(everywhere).zfill(5) != str(a + b).zfill(5)
+def test_hard_problems_defeat_position_rules(tiny_toy):
+    """Hard problems have a non-carrying lower column: carrying everywhere, or into every digit, fails."""
+    path, cfg = tiny_toy
+    rows = [json.loads(line) for line in (path / "hard_candidates.jsonl").read_text().splitlines()]
+    for row in rows:
+        a, b = parse_question(row["question"])
+        assert is_hard(a, b, 4, 3) and carry_columns(a, b, 4)[-1] and sum(carry_columns(a, b, 4)) == 3
+        col = lambda i: (a // 10**i) % 10 + (b // 10**i) % 10  # noqa: E731
+        everywhere = sum((col(i) + (i > 0)) % 10 * 10**i for i in range(4)) + 10**4
+        into_every_digit_but_top = sum((col(i) + (i > 0)) % 10 * 10**i for i in range(4)) + (col(3) + 1 >= 10) * 10**4
+        for wrong in (everywhere, into_every_digit_but_top):
+            assert str(wrong).zfill(5) != row["answer"]
+    assert not is_hard(9999, 1, 4, 3)  # 4 carries
 
 
 def test_problem_truth_and_teacher_parse():

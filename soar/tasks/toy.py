@@ -45,7 +45,7 @@ class ToyConfig:
     """Seed of the corpus, the model initialisation and the problem files."""
     digits: int = 4
     """Width of each operand; answers have digits + 1 characters (zero-padded)."""
-    student_carry_keep: float = 0.03
+    student_carry_keep: float = 0.02
     """q_S: probability that the student-format adder keeps a carry. Sets the plateau's depth."""
     teacher_carry_keep: float = 0.4
     """q_T: probability that the teacher-format adder keeps a carry (teacher answers are unreliable)."""
@@ -54,7 +54,8 @@ class ToyConfig:
     teacher_share: float = 0.3
     """Fraction of pretraining lines in the teacher format."""
     hard_carries: int = 3
-    """Hard problems have exactly this many carries (and at least one column without a carry)."""
+    """Hard problems have exactly this many carries, the top column's among them, so that a lower
+    column does not carry: neither "carry everywhere" nor "carry into every digit" solves them."""
     curriculum_carries: tuple[int, ...] = (0, 1, 2)
     """Carry counts in the oracle curriculum (correct answers). The 1-2 carry problems are the stepping
     stones; the carry-free ones keep the student from learning to carry everywhere (retention)."""
@@ -133,6 +134,12 @@ def sample_operands(rng: random.Random, digits: int, num_carries: int) -> tuple[
         a, b = rng.randrange(10**digits), rng.randrange(10**digits)
         if sum(carry_columns(a, b, digits)) == num_carries:
             return a, b
+
+
+def is_hard(a: int, b: int, digits: int, hard_carries: int) -> bool:
+    """Exactly `hard_carries` carries, including the top column's (so the gap is in a lower column)."""
+    carries = carry_columns(a, b, digits)
+    return sum(carries) == hard_carries and carries[-1]
 
 
 def problem_truth(question: str, answer: str) -> dict:
@@ -230,19 +237,22 @@ def problem_files(cfg: ToyConfig) -> dict[str, list[dict]]:
     rng = random.Random(cfg.seed + 1)
     seen: set[str] = set()
 
-    def draw(name: str, count: int, carries: tuple[int, ...]) -> list[dict]:
+    def draw(name: str, count: int, accept) -> list[dict]:
         rows = []
         while len(rows) < count:
-            a, b = sample_operands(rng, cfg.digits, rng.choice(carries))
+            a, b = rng.randrange(10**cfg.digits), rng.randrange(10**cfg.digits)
             q = format_question(a, b, cfg.digits)
-            if q not in seen:
+            if accept(a, b) and q not in seen:
                 seen.add(q)
                 rows.append({"id": f"{name}-{len(rows):05d}", "question": q, "answer": str(a + b).zfill(cfg.digits + 1)})
         return rows
 
-    return {"hard_candidates": draw("hard", cfg.num_hard_candidates, (cfg.hard_carries,)),
-            "easy": draw("easy", cfg.num_easy, (0,)),
-            "oracle_curriculum": draw("curriculum", cfg.num_curriculum, cfg.curriculum_carries)}
+    def carries(a: int, b: int) -> int:
+        return sum(carry_columns(a, b, cfg.digits))
+
+    return {"hard_candidates": draw("hard", cfg.num_hard_candidates, lambda a, b: is_hard(a, b, cfg.digits, cfg.hard_carries)),
+            "easy": draw("easy", cfg.num_easy, lambda a, b: carries(a, b) == 0),
+            "oracle_curriculum": draw("curriculum", cfg.num_curriculum, lambda a, b: carries(a, b) in cfg.curriculum_carries)}
 
 
 def default_dir(cfg: ToyConfig) -> Path:
