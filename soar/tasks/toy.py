@@ -45,7 +45,7 @@ class ToyConfig:
     """Seed of the corpus, the model initialisation and the problem files."""
     digits: int = 4
     """Width of each operand; answers have digits + 1 characters (zero-padded)."""
-    student_carry_keep: float = 0.02
+    student_carry_keep: float = 0.01
     """q_S: probability that the student-format adder keeps a carry. Sets the plateau's depth."""
     teacher_carry_keep: float = 0.4
     """q_T: probability that the teacher-format adder keeps a carry (teacher answers are unreliable)."""
