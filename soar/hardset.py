@@ -19,11 +19,19 @@ class FilterConfig:
     model: str
     """Model directory or hub id (the base model π_base)."""
     problems: str
-    """Candidate problems, JSONL with question and answer (for the toy world: hard_candidates.jsonl)."""
+    """Candidate problems: a file, or a `datasets` hub id with --format math/harp/olympiadbench
+    (toy world: hard_candidates.jsonl)."""
     out: str
     """Directory for train.jsonl, test.jsonl and manifest.json."""
     task: str = "toy"
     """Task of the problems: "toy" or "math"."""
+    format: str = "problems"
+    """How to read `problems`: "problems" (JSONL with question and answer), "math", "harp" or
+    "olympiadbench" (the benchmark's own fields, from a JSONL/JSON/Parquet file or a hub id)."""
+    limit: int | None = None
+    """Use only the first `limit` problems."""
+    split: str | None = None
+    """Split to read from a hub dataset (default: the loader's own)."""
     k: int = 128
     """Samples per problem; a problem is hard when all k fail."""
     temperature: float = 1.0
@@ -54,14 +62,43 @@ def split_train_test(problems: list[dict], seed: int) -> tuple[list[dict], list[
     return shuffled[:half], shuffled[half:]
 
 
+def load_candidates(cfg: FilterConfig, log=log) -> list[dict]:
+    """The candidate problems of `soar filter`, read as cfg.format says; skipped rows are reported."""
+    from soar.runs import read_problems
+
+    if cfg.format == "problems":
+        problems = read_problems(cfg.problems)
+    elif cfg.format in ("math", "harp", "olympiadbench"):
+        from soar.tasks import math as math_task
+        loader = {"math": math_task.load_math, "harp": math_task.load_harp,
+                  "olympiadbench": math_task.load_olympiadbench}[cfg.format]
+        problems, skipped = loader(cfg.problems, **({"split": cfg.split} if cfg.split else {}))
+        log(f"{cfg.problems}: {len(problems)} problems, {skipped} rows skipped (no usable answer)")
+    else:
+        raise ValueError(f"unknown --format {cfg.format!r}: expected problems, math, harp or olympiadbench")
+    return problems[:cfg.limit] if cfg.limit else problems
+
+
+def source_hash(source: str, problems: list[dict]) -> str:
+    """sha256 of the source file, or of the loaded problems when the source is a hub id."""
+    import hashlib
+    import json
+
+    from soar.runs import file_sha256
+
+    if Path(source).is_file():
+        return file_sha256(source)
+    return hashlib.sha256(json.dumps(problems, sort_keys=True).encode()).hexdigest()
+
+
 def run_filter(cfg: FilterConfig, log=log) -> dict:
     """Build the hard set and write train.jsonl, test.jsonl and manifest.json into cfg.out."""
     from soar.generation import GenerationConfig, HFGenerator
     from soar.models import load_model, load_tokenizer
-    from soar.runs import file_sha256, read_problems, write_json, write_jsonl
+    from soar.runs import write_json, write_jsonl
     from soar.tasks import load_task
 
-    problems = read_problems(cfg.problems)
+    problems = load_candidates(cfg, log)
     generator = HFGenerator(load_model(cfg.model), load_tokenizer(cfg.model),
                             GenerationConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens))
     hard, counts = find_hard(generator, load_task(cfg.task), problems, cfg.k, cfg.seed, cfg.temperature, cfg.chunk)
@@ -71,7 +108,8 @@ def run_filter(cfg: FilterConfig, log=log) -> dict:
     write_jsonl(out / "test.jsonl", test)
     manifest = {"model": cfg.model, "task": cfg.task, "k": cfg.k, "temperature": cfg.temperature,
                 "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "source": str(cfg.problems),
-                "source_sha256": file_sha256(cfg.problems), "candidates": len(problems), "hard": len(hard),
+                "format": cfg.format, "source_sha256": source_hash(cfg.problems, problems),
+                "candidates": len(problems), "hard": len(hard),
                 "train": len(train), "test": len(test),
                 "solved_at_least_once": sum(c > 0 for c in counts)}
     write_json(out / "manifest.json", manifest)
