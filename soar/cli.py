@@ -7,7 +7,8 @@
     soar oracle        oracle curriculum: D_train mixed with true stepping stones
     soar base-t        Base-T control: D_train mixed with questions from the untrained teacher
     soar demo          the whole method on the toy world, with a report (the main job)
-    soar train         run SOAR (Algorithm 1); `soar train --resume RUN_DIR` continues a killed run
+    soar train         run SOAR (Algorithm 1); `--preset FILE.toml` starts from a preset;
+                       `soar train --resume RUN_DIR` continues a killed run
     soar grade         grade predictions against reference answers (maths)
 
 `soar COMMAND --help` lists every option with its documentation and default.
@@ -125,7 +126,16 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = dataclasses.replace(cfg, out=rest[1])  # the run directory was moved
             state = run(cfg, resume=(Path(rest[1]) / "state.json").exists())
         else:
-            state = run(tyro.cli(SoarConfig, args=rest, prog="soar train"))
+            default = None
+            if rest[:1] == ["--preset"] and len(rest) >= 2:
+                from soar.loop import load_preset
+                default, rest = load_preset(rest[1]), rest[2:]
+            cfg = tyro.cli(SoarConfig, args=rest, prog="soar train", default=default)
+            missing = [f"--{name.replace('_', '-')}" for name in ("model", "hard_set", "out") if not getattr(cfg, name)]
+            if missing:
+                print(f"soar train: {', '.join(missing)} required", file=sys.stderr)
+                return 2
+            state = run(cfg)
         print(json.dumps({"outer_steps": state["step"], "promotions": len(state["promotions"])}))
         return 0
 

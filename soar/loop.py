@@ -120,6 +120,33 @@ def config_from_dict(d: dict) -> SoarConfig:
                          "generation": GenerationConfig(**d["generation"])})
 
 
+def load_preset(path: str | Path) -> SoarConfig:
+    """A SoarConfig from an override-only TOML preset (unset fields keep their defaults; model,
+    hard_set and out may be left for the command line)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    with open(path, "rb") as f:
+        overrides = tomllib.load(f)
+    merged = dataclasses.asdict(SoarConfig(model="", hard_set="", out=""))
+    known = set(merged)
+
+    def merge(into: dict, new: dict, where: str) -> None:
+        for key, value in new.items():
+            if key not in into:
+                raise ValueError(f"{path}: unknown setting {where}{key!r}")
+            if isinstance(value, dict):
+                merge(into[key], value, f"{where}{key}.")
+            else:
+                into[key] = value
+
+    merge(merged, overrides, "")
+    assert known == set(merged)
+    return config_from_dict(merged)
+
+
 def accuracy(generator, task, problems: list[dict], cfg: SoarConfig, seed: int) -> float:
     """Acc on Q_R: greedy accuracy, mean success over s samples, or reference log-probability (reward_metric)."""
     if cfg.reward_metric == "logprob":

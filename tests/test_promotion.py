@@ -51,3 +51,29 @@ def test_dataset_advantages_hand_computed():
     assert sum(dataset_advantages([0.3, -0.2, 0.05, 0.7])) == pytest.approx(0.0)
     with pytest.raises(ValueError):
         dataset_advantages([1.0])
+
+
+def test_presets_hold_the_paper_settings():
+    from pathlib import Path
+
+    from soar.loop import load_preset
+
+    root = Path(__file__).resolve().parents[1] / "presets"
+    cfg = load_preset(root / "paper_math.toml")
+    assert (cfg.model, cfg.task, cfg.outer_steps) == ("meta-llama/Llama-3.2-3B-Instruct", "math", 200)
+    assert (cfg.group_size, cfg.dataset_size, cfg.num_repeats, cfg.num_reward_questions) == (4, 64, 4, 64)
+    assert (cfg.inner_steps, cfg.extra_inner_steps_after_promotion, cfg.promotion_threshold, cfg.window) == (10, 5, 0.01, 3)
+    assert (cfg.teacher_rl.lr, cfg.teacher_rl.warmup_steps, cfg.student.rl.lr, cfg.student.rl.warmup_steps) == (1e-5, 20, 1e-5, 0)
+    assert (cfg.student.batch_questions, cfg.student.group_size, cfg.generation.max_new_tokens) == (8, 32, 1024)
+    assert cfg.reward_metric == "greedy" and cfg.teacher_max_new_tokens == 512
+    for name in ("paper_harp.toml", "qwen2.5_1.5b_math.toml"):
+        assert load_preset(root / name).task == "math"
+
+
+def test_preset_with_an_unknown_setting_is_refused(tmp_path):
+    from soar.loop import load_preset
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("outer_stepz = 3\n")
+    with pytest.raises(ValueError, match="outer_stepz"):
+        load_preset(bad)
