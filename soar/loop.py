@@ -62,6 +62,8 @@ class SoarConfig:
     """Run directory."""
     task: str = "toy"
     """Task: "toy" or "math"."""
+    chat_template: bool = False
+    """Wrap the teacher and student prompts in the model's chat template (instruct models; math task)."""
     seed: int = 0
     """Run seed: every random choice derives from it."""
     outer_steps: int = 20
@@ -161,11 +163,13 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
     """Run (or resume) SOAR; returns the final state. Everything is written under cfg.out."""
     if cfg.reward_metric not in ("greedy", "sampled", "logprob"):
         raise ValueError(f"reward_metric must be 'greedy', 'sampled' or 'logprob', not {cfg.reward_metric!r}")
+    if cfg.chat_template and cfg.task != "math":
+        raise ValueError("chat_template applies to the math task only")
     out = Path(cfg.out)
-    task = load_task(cfg.task)
+    tokenizer = load_tokenizer(cfg.model)
+    task = load_task(cfg.task, tokenizer=tokenizer) if cfg.chat_template else load_task(cfg.task)
     d_train = read_problems(Path(cfg.hard_set) / "train.jsonl")
     easy = read_problems(cfg.retention) if cfg.retention else []
-    tokenizer = load_tokenizer(cfg.model)
     pad = tokenizer.pad_token_id
     base = load_model(cfg.model)
     reference = frozen_copy(base)  # π_base, the KL anchor of teacher and students

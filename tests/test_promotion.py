@@ -65,7 +65,7 @@ def test_presets_hold_the_paper_settings():
     assert (cfg.inner_steps, cfg.extra_inner_steps_after_promotion, cfg.promotion_threshold, cfg.window) == (10, 5, 0.01, 3)
     assert (cfg.teacher_rl.lr, cfg.teacher_rl.warmup_steps, cfg.student.rl.lr, cfg.student.rl.warmup_steps) == (1e-5, 20, 1e-5, 0)
     assert (cfg.student.batch_questions, cfg.student.group_size, cfg.generation.max_new_tokens) == (8, 32, 1024)
-    assert cfg.reward_metric == "greedy" and cfg.teacher_max_new_tokens == 512
+    assert cfg.reward_metric == "greedy" and cfg.teacher_max_new_tokens == 512 and not cfg.chat_template
     for name in ("paper_harp.toml", "qwen2.5_1.5b_math.toml"):
         assert load_preset(root / name).task == "math"
 
