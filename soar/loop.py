@@ -210,28 +210,32 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
         inner_steps = cfg.inner_steps + (cfg.extra_inner_steps_after_promotion if state["promotions"] else 0)
         theta = {name: p.detach().clone() for name, p in baseline_student.state_dict().items()}
         rewards: list[list[float]] = []
-        trained: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        best_k, best_students = -1, []  # only the leading dataset's r students are kept (memory: r copies)
         for k, dataset in enumerate(datasets):
             rewards.append([])
+            students = []
             for j in range(cfg.num_repeats):
                 student.load_state_dict(theta)
                 train_student(student, reference, student_gen, task, dataset, inner_steps, cfg.student,
                               inner_seed(cfg.seed, t, k, j), pad)
                 rewards[k].append(accuracy(student_gen, task, reward_questions, cfg, acc_seed) - baseline_acc)
-                trained[k, j] = {name: p.detach().clone() for name, p in student.state_dict().items()}
+                students.append({name: p.detach().to("cpu", copy=True) for name, p in student.state_dict().items()})
+            if best_k < 0 or sum(rewards[k]) > sum(rewards[best_k]):  # argmax R_k, first on ties
+                best_k, best_students = k, students
         timings["inner_loop"], clock = time.time() - clock, time.time()
 
         # 4. Dataset rewards R_k, and 5. the promotion check.
         dataset_rewards = [sum(r) / len(r) for r in rewards]
         decision, state["history"] = promotion_check(rewards, state["history"], cfg.window, cfg.promotion_threshold)
         if decision.promote:
-            baseline_student.load_state_dict(trained[decision.dataset, decision.student])
+            assert decision.dataset == best_k
+            baseline_student.load_state_dict(best_students[decision.student])
             state["promotions"].append({"step": t, "dataset": decision.dataset, "student": decision.student,
                                         "reward": rewards[decision.dataset][decision.student]})
             for row in datasets[decision.dataset]:
                 append_jsonl(out / "promoted_questions.jsonl", {**row, "step": t, "dataset": decision.dataset})
             baseline_student.save_pretrained(out / "promoted" / f"step_{t:04d}")  # PS candidates
-        del trained
+        del best_students
 
         # 6. Teacher update: one RLOO step, dataset-level leave-one-out advantages.
         advantages = dataset_advantages(dataset_rewards)
