@@ -4,7 +4,7 @@
 
 1. builds (or reuses) the default toy world and prints its build time;
 2. `soar filter`: the fail@128 hard set of the hard candidates (train/test sizes);
-3. base-model pass@1..32 on D_test;
+3. base-model pass@1..32 on D_test, and its success per sample by number of carries;
 4. for each seed, a fresh student trained for the same N RLOO steps on
    Hard-Only (D_train only), Base-T (D_train + untrained-teacher questions) and the oracle curriculum
    (D_train + correct stepping stones): pass@32 on D_test, retention (greedy accuracy on carry-free
@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import statistics
 import time
 from pathlib import Path
 
-import torch
-
 from soar.baselines import FreshStudentConfig, base_t, fresh_student, teacher_questions
-from soar.evaluation import evaluate_pass_at_k, greedy_accuracy
+from soar.evaluation import count_correct, evaluate_pass_at_k, greedy_accuracy
 from soar.generation import HFGenerator
 from soar.hardset import FilterConfig, run_filter
-from soar.models import load_model, load_tokenizer
+from soar.models import load_model, load_tokenizer, set_threads
 from soar.runs import read_problems
 from soar.tasks import load_task
-from soar.tasks.toy import ToyConfig, build, problem_truth
+from soar.tasks.toy import ToyConfig, build, carry_columns, format_question, problem_truth
 
 
 def mean_sd(xs: list[float]) -> str:
@@ -66,6 +66,18 @@ def main() -> None:
     print("base model pass@k on D_test: " + "  ".join(f"@{k} {v:.2f}" for k, v in base["pass_at_k"].items())
           + f"   retention {greedy_accuracy(gen, task, easy):.2f}")
 
+    rng = random.Random(7)
+    rates = []
+    for carries in range(4):
+        probs = []
+        while len(probs) < 64:
+            a, b = rng.randrange(10**4), rng.randrange(10**4)
+            if sum(carry_columns(a, b, 4)) == carries:
+                probs.append({"question": format_question(a, b, 4), "answer": str(a + b).zfill(5)})
+        correct = sum(count_correct(gen, task, probs, 64, seed=carries))
+        rates.append(f"{carries} carries {correct}/{64 * 64} ({100 * correct / 4096:.2f}%)")
+    print("base model, success per sample at temperature 1: " + ", ".join(rates))
+
     qs, _, rejected = teacher_questions(gen, task, 1000, seed=123, max_new_tokens=24)
     truth = [problem_truth(q["question"], q["answer"]) for q in qs]
     print(f"untrained teacher (1000 valid of {1000 + sum(rejected.values())} samples): "
@@ -98,5 +110,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
+    set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)  # as the CLI
     main()

@@ -89,9 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    # The toy model is far too small for intra-op parallelism: one thread ran pretraining 2x faster
-    # than two on a 2-core machine. Real models run on GPU; set SOAR_THREADS for large CPU models.
-    set_threads(int(os.environ.get("SOAR_THREADS", "1")))
+    # torch uses every core by default; SOAR_THREADS=1 helps when other jobs share the cores.
+    set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
 
     if command == "grade":
         from soar.grading import main as grade_main

@@ -15,10 +15,6 @@ def tiny_toy(tmp_path_factory):
     return build(cfg, tmp_path_factory.mktemp("toy"), log=lambda *_: None), cfg
 
 
-import torch  # noqa: E402
-
-torch.set_num_threads(1)  # tiny models: one thread is faster than two (OpenMP overhead)
-
 
 @pytest.fixture(scope="session")
 def toy_world():
