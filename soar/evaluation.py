@@ -59,7 +59,21 @@ def reference_logprob(model, tokenizer, task: Task, problems: list[dict], batch_
     total = 0.0
     with torch.no_grad():
         for start in range(0, len(samples), batch_size):
-            batch = pack_samples(samples[start:start + batch_size], tokenizer.pad_token_id)
+            batch = {name: t.to(model.device) for name, t in
+                     pack_samples(samples[start:start + batch_size], tokenizer.pad_token_id).items()}
             logp = token_logprobs(model, batch["input_ids"], batch["attention_mask"])  # (N, T-1)
             total += (logp * batch["completion_mask"]).sum().item()
     return total / len(problems)
+
+
+def reward_accuracy(generator: Generator, task: Task, problems: list[dict], metric: str, samples: int,
+                    seed: int) -> float:
+    """Acc on the reward questions Q_R (SOAR_SPEC §5): "greedy" accuracy (the paper), mean success over
+    `samples` samples at temperature 1 ("sampled"), or the reference answers' log-probability ("logprob")."""
+    if metric == "logprob":
+        return reference_logprob(generator.model, generator.tokenizer, task, problems)
+    if metric == "greedy":
+        return greedy_accuracy(generator, task, problems)
+    if metric == "sampled":
+        return sum(count_correct(generator, task, problems, samples, seed=seed)) / (len(problems) * samples)
+    raise ValueError(f"reward_metric must be 'greedy', 'sampled' or 'logprob', not {metric!r}")

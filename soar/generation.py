@@ -30,7 +30,18 @@ class GenerationConfig:
     max_new_tokens: int = 8
     """Longest completion (paper: 512 teacher, 1024 student; the toy answers need 6 tokens)."""
     batch_size: int = 1024
-    """Most sequences generated in one batch (memory bound on the backend)."""
+    """Most sequences generated in one batch by the HF backend (vLLM schedules its own batches)."""
+    backend: str = "hf"
+    """Who generates: "hf" (Hugging Face `generate`, CPU or GPU) or "vllm" (a vLLM engine on the GPU that
+    follows the trained model's weights; `pip install 'soar-rl[gpu]'`)."""
+    gpu_memory_utilization: float = 0.3
+    """vLLM: share of the GPU's memory one engine may take for its weights and KV cache. The trained
+    model, its reference copy and the optimizer state share the same GPU."""
+    dtype: str = "bfloat16"
+    """vLLM: dtype of the engine's weights and activations ("bfloat16", "float16" or "float32")."""
+    max_model_len: int = 4096
+    """vLLM: longest prompt + completion the engine accepts (capped at the model's context length);
+    it bounds the KV cache one sequence may need."""
 
 
 class Generator(Protocol):
@@ -85,3 +96,20 @@ class HFGenerator:
         self.model.train(was_training)
         grouped = [out[i * reps:(i + 1) * reps] for i in range(len(prompts))]
         return [g * n for g in grouped] if greedy else grouped
+
+
+def make_generator(model, tokenizer, cfg: GenerationConfig, model_path: str | None = None) -> Generator:
+    """The generator `cfg.backend` names, for `model` (the torch model being trained or evaluated).
+
+    The vLLM backend builds its engine from `model_path` (the directory or hub id `model` was loaded
+    from: config, tokenizer and, for a PEFT model, the base weights), then keeps it in step with `model`.
+    """
+    if cfg.backend == "hf":
+        return HFGenerator(model, tokenizer, cfg)
+    if cfg.backend == "vllm":
+        if model_path is None:
+            raise ValueError("the vllm backend needs model_path: the directory or hub id the model was loaded from")
+        from soar.vllm_generation import VLLMGenerator
+
+        return VLLMGenerator(model, tokenizer, cfg, model_path)
+    raise ValueError(f"unknown generation backend {cfg.backend!r}: expected 'hf' or 'vllm'")

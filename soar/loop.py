@@ -22,7 +22,12 @@ Readings of the paper and deviations (each also in the run's config.json):
 - Inner-loop students and the teacher are KL-regularised towards the initial base model.
 - K becomes K + `extra_inner_steps_after_promotion` once a promotion has happened (paper: 10 → 15).
 - Every inner loop's randomness is seeded from (run seed, outer step, k, j), so results do not depend
-  on the order in which inner loops run, and a resumed run repeats an uninterrupted one exactly.
+  on the order or the process in which inner loops run (executor "local" or "ray"), and a resumed run
+  repeats an uninterrupted one exactly.
+- `student_lora` / `teacher_lora` with rank > 0 train LoRA adapters instead of every weight (extension:
+  the paper fine-tunes fully); a promoted student's adapter is merged into θ.
+- `teacher_reward="intrinsic"` is the Intrinsic-T baseline and `promote=False` Grounded-T without
+  promotion (SOAR_SPEC §8), not SOAR itself.
 """
 
 from __future__ import annotations
@@ -31,21 +36,23 @@ import dataclasses
 import random
 import shutil
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from soar.baselines import teacher_questions
-from soar.evaluation import count_correct, greedy_accuracy, reference_logprob
+from soar.evaluation import count_correct, greedy_accuracy, reward_accuracy
+from soar.executors import InnerLoop, make_executor, make_task
 from soar.generation import GenerationConfig, HFGenerator
+from soar.lora import LoraSettings, add_adapter, is_lora, load_weights
 from soar.models import frozen_copy, load_model, load_tokenizer
 from soar.progress import log
-from soar.promotion import dataset_advantages, promotion_check
+from soar.promotion import dataset_advantages, learnability, promotion_check
 from soar.rl import RLConfig, make_optimizer, rloo_step
 from soar.runs import append_jsonl, read_jsonl, read_problems, write_json, write_jsonl
-from soar.student import StudentConfig, train_student
-from soar.tasks import load_task
+from soar.student import StudentConfig
 
 DEVIATIONS = [" ".join(line.strip("- ").split()) for line in __doc__.split("config.json):")[1].strip().split("\n- ")]
 
@@ -100,6 +107,32 @@ class SoarConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     """The inner-loop student's RLOO."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    teacher_reward: str = "grounded"
+    """"grounded": the student's improvement on Q_R (SOAR). "intrinsic": the Intrinsic-T baseline's
+    learnability reward (per question 0 if s = 0 else 1 − s, s = success over intrinsic_samples student
+    samples; no student training, so no promotion)."""
+    intrinsic_samples: int = 32
+    """Student samples per question for the learnability reward (paper: 32)."""
+    promote: bool = True
+    """Apply promotions. False runs the "Grounded-T without promotion" baseline (the check is still logged)."""
+    student_lora: LoraSettings = field(default_factory=LoraSettings)
+    """LoRA for the inner-loop students (rank 0: full fine-tuning, the paper's setting)."""
+    teacher_lora: LoraSettings = field(default_factory=LoraSettings)
+    """LoRA for the teacher (rank 0: full fine-tuning)."""
+    executor: str = "local"
+    """Where the g·r inner loops run: "local" (this process) or "ray" (Ray actors)."""
+    num_workers: int = 2
+    """Ray: student worker actors."""
+    ray_address: str | None = None
+    """Ray: address of an existing cluster ("auto" inside one); None starts a local one."""
+    worker_cpus: float = 1.0
+    """Ray: CPUs per student worker (also its torch threads)."""
+    worker_gpus: float = 0.0
+    """Ray: GPUs per student worker (1 on a GPU cluster)."""
+    device: str = "auto"
+    """"auto" (CUDA when available), "cpu" or "cuda"."""
+    dtype: str = "float32"
+    """Weights' dtype: "float32", "bfloat16" or "float16"."""
 
 
 def inner_seed(seed: int, step: int, k: int, j: int) -> int:
@@ -113,13 +146,15 @@ def draw_reward_questions(d_train: list[dict], cfg: SoarConfig, step: int) -> tu
     return rng.sample(d_train, min(cfg.num_reward_questions, len(d_train))), rng.randrange(2**31)
 
 
-def config_from_dict(d: dict) -> SoarConfig:
-    """The SoarConfig written in a run's config.json."""
-    d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(SoarConfig)}}
-    student = dict(d["student"])
-    student["rl"] = RLConfig(**student["rl"])
-    return SoarConfig(**{**d, "teacher_rl": RLConfig(**d["teacher_rl"]), "student": StudentConfig(**student),
-                         "generation": GenerationConfig(**d["generation"])})
+def config_from_dict(d: dict, cls=SoarConfig):
+    """The SoarConfig written in a run's config.json (nested configs rebuilt; unknown keys ignored)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in d:
+            sub = hints[f.name]
+            kwargs[f.name] = config_from_dict(d[f.name], sub) if dataclasses.is_dataclass(sub) else d[f.name]
+    return cls(**kwargs)
 
 
 def load_preset(path: str | Path) -> SoarConfig:
@@ -149,36 +184,36 @@ def load_preset(path: str | Path) -> SoarConfig:
     return config_from_dict(merged)
 
 
-def accuracy(generator, task, problems: list[dict], cfg: SoarConfig, seed: int) -> float:
-    """Acc on Q_R: greedy accuracy, mean success over s samples, or reference log-probability (reward_metric)."""
-    if cfg.reward_metric == "logprob":
-        return reference_logprob(generator.model, generator.tokenizer, task, problems)
-    if cfg.reward_metric == "greedy":
-        return greedy_accuracy(generator, task, problems)
-    counts = count_correct(generator, task, problems, cfg.reward_samples, seed=seed)
-    return sum(counts) / (len(problems) * cfg.reward_samples)
+def check(cfg: SoarConfig) -> None:
+    """Fail early, with the setting's name, on values the loop cannot run with."""
+    choices = {"reward_metric": ("greedy", "sampled", "logprob"), "teacher_reward": ("grounded", "intrinsic"),
+               "executor": ("local", "ray"), "dtype": ("float32", "bfloat16", "float16")}
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, not {getattr(cfg, name)!r}")
+    if cfg.group_size < 2:
+        raise ValueError("group_size (g) must be at least 2: the teacher's RLOO compares datasets")
+    if cfg.chat_template and cfg.task != "math":
+        raise ValueError("chat_template applies to the math task only")
 
 
 def run(cfg: SoarConfig, resume: bool = False) -> dict:
     """Run (or resume) SOAR; returns the final state. Everything is written under cfg.out."""
-    if cfg.reward_metric not in ("greedy", "sampled", "logprob"):
-        raise ValueError(f"reward_metric must be 'greedy', 'sampled' or 'logprob', not {cfg.reward_metric!r}")
-    if cfg.chat_template and cfg.task != "math":
-        raise ValueError("chat_template applies to the math task only")
+    check(cfg)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     out = Path(cfg.out)
     tokenizer = load_tokenizer(cfg.model)
-    task = load_task(cfg.task, tokenizer=tokenizer) if cfg.chat_template else load_task(cfg.task)
+    task = make_task(cfg, tokenizer)
     d_train = read_problems(Path(cfg.hard_set) / "train.jsonl")
     easy = read_problems(cfg.retention) if cfg.retention else []
     pad = tokenizer.pad_token_id
-    base = load_model(cfg.model)
+    base = load_model(cfg.model, device, cfg.dtype)
     reference = frozen_copy(base)  # π_base, the KL anchor of teacher and students
-    teacher = frozen_copy(base).train().requires_grad_(True)
     baseline_student = frozen_copy(base)  # θ
-    student = frozen_copy(base).requires_grad_(True)  # preallocated: each inner loop loads θ into it
-    del base
+    teacher = base.train().requires_grad_(True)
+    if cfg.teacher_lora.rank:
+        teacher = add_adapter(teacher, cfg.teacher_lora, seed=cfg.seed)
     teacher_gen = HFGenerator(teacher, tokenizer, cfg.generation)
-    student_gen = HFGenerator(student, tokenizer, cfg.generation)
     baseline_gen = HFGenerator(baseline_student, tokenizer, cfg.generation)
     teacher_opt, teacher_sched = make_optimizer(teacher, cfg.teacher_rl, cfg.outer_steps)
     state = {"step": 0, "history": [], "promotions": []}
@@ -190,6 +225,10 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
             raise FileExistsError(f"{out} already holds a run: resume it with --resume, or pick another --out")
         write_json(out / "config.json", {**dataclasses.asdict(cfg), "readings_and_deviations": DEVIATIONS})
     truncate_logs(out, state["step"])
+    # The inner loops' workers: students start from θ (local: they share the driver's KL reference).
+    executor = make_executor(dataclasses.replace(cfg, device=device), reference) if cfg.teacher_reward == "grounded" else None
+    if executor is not None and state["promotions"]:
+        executor.set_baseline(baseline_student.state_dict())
 
     started, first = time.time(), state["step"]
     for t in range(state["step"], cfg.outer_steps):
@@ -203,39 +242,40 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
 
         # 2. Reward questions Q_R, drawn afresh from D_train.
         reward_questions, acc_seed = draw_reward_questions(d_train, cfg, t)
-        baseline_acc = accuracy(baseline_gen, task, reward_questions, cfg, acc_seed)
+        baseline_acc = reward_accuracy(baseline_gen, task, reward_questions, cfg.reward_metric, cfg.reward_samples, acc_seed)
         retention = greedy_accuracy(baseline_gen, task, easy) if easy else None
+        timings["baseline_accuracy"], clock = time.time() - clock, time.time()
 
         # 3. Inner loop: r copies of θ per dataset, K RLOO steps each, rewarded on Q_R.
         inner_steps = cfg.inner_steps + (cfg.extra_inner_steps_after_promotion if state["promotions"] else 0)
-        theta = {name: p.detach().clone() for name, p in baseline_student.state_dict().items()}
-        rewards: list[list[float]] = []
-        best_k, best_students = -1, []  # only the leading dataset's r students are kept (memory: r copies)
-        for k, dataset in enumerate(datasets):
-            rewards.append([])
-            students = []
-            for j in range(cfg.num_repeats):
-                student.load_state_dict(theta)
-                train_student(student, reference, student_gen, task, dataset, inner_steps, cfg.student,
-                              inner_seed(cfg.seed, t, k, j), pad)
-                rewards[k].append(accuracy(student_gen, task, reward_questions, cfg, acc_seed) - baseline_acc)
-                students.append({name: p.detach().to("cpu", copy=True) for name, p in student.state_dict().items()})
-            if best_k < 0 or sum(rewards[k]) > sum(rewards[best_k]):  # argmax R_k, first on ties
-                best_k, best_students = k, students
+        if cfg.teacher_reward == "grounded":
+            loops = [InnerLoop(k, j, inner_seed(cfg.seed, t, k, j), dataset, inner_steps, reward_questions, acc_seed)
+                     for k, dataset in enumerate(datasets) for j in range(cfg.num_repeats)]
+            accs = iter(executor.run(loops))
+            rewards = [[next(accs) - baseline_acc for _ in range(cfg.num_repeats)] for _ in datasets]
+        else:  # Intrinsic-T (SOAR_SPEC §8): learnability of X_k for θ, no student training
+            rewards = [[learnability(count_correct(baseline_gen, task, dataset, cfg.intrinsic_samples,
+                                                   seed=inner_seed(cfg.seed, t, k, 0)), cfg.intrinsic_samples)]
+                       for k, dataset in enumerate(datasets)]
         timings["inner_loop"], clock = time.time() - clock, time.time()
 
         # 4. Dataset rewards R_k, and 5. the promotion check.
         dataset_rewards = [sum(r) / len(r) for r in rewards]
-        decision, state["history"] = promotion_check(rewards, state["history"], cfg.window, cfg.promotion_threshold)
-        if decision.promote:
-            assert decision.dataset == best_k
-            baseline_student.load_state_dict(best_students[decision.student])
+        decision, history = promotion_check(rewards, state["history"], cfg.window, cfg.promotion_threshold)
+        promote = decision.promote and cfg.promote and cfg.teacher_reward == "grounded"
+        if decision.promote and not promote:  # promotion off: θ stays, so its rewards keep counting
+            history = (state["history"] + [sum(dataset_rewards) / len(dataset_rewards)])[-cfg.window:]
+        state["history"] = history
+        if promote:
+            weights = executor.trained_weights(decision.dataset, decision.student)
+            load_weights(baseline_student, weights)
+            executor.set_baseline(weights)
             state["promotions"].append({"step": t, "dataset": decision.dataset, "student": decision.student,
                                         "reward": rewards[decision.dataset][decision.student]})
             for row in datasets[decision.dataset]:
                 append_jsonl(out / "promoted_questions.jsonl", {**row, "step": t, "dataset": decision.dataset})
             baseline_student.save_pretrained(out / "promoted" / f"step_{t:04d}")  # PS candidates
-        del best_students
+        timings["promotion"], clock = time.time() - clock, time.time()
 
         # 6. Teacher update: one RLOO step, dataset-level leave-one-out advantages.
         advantages = dataset_advantages(dataset_rewards)
@@ -249,7 +289,7 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
                     [{**row, "dataset": k, "dataset_reward": dataset_rewards[k]} for k, ds in enumerate(datasets) for row in ds])
         metrics = {"step": t, "teacher/dataset_rewards": dataset_rewards, "teacher/student_rewards": rewards,
                    "teacher/mean_reward": sum(dataset_rewards) / len(dataset_rewards),
-                   "teacher/moving_average": decision.moving_average, "promotion": decision.promote,
+                   "teacher/moving_average": decision.moving_average, "promotion": promote,
                    "teacher/rejections": rejected, "teacher/kl": teacher_stats["kl"],
                    "student/baseline_accuracy": baseline_acc, "student/retention": retention,
                    "student/inner_steps": inner_steps,
@@ -259,8 +299,10 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
         save_checkpoint(out, state, teacher, teacher_opt, teacher_sched, baseline_student)
         log(f"outer step {t + 1}/{cfg.outer_steps}  R̂ {metrics['teacher/mean_reward']:+.4f}  "
             f"R̄ {decision.moving_average:+.4f}  baseline Acc {baseline_acc:.3f}"
-            + ("  PROMOTED" if decision.promote else "") + f"  {sum(timings.values()):.1f}s"
+            + ("  PROMOTED" if promote else "") + f"  {sum(timings.values()):.1f}s"
             f"  ETA {(time.time() - started) / (t + 1 - first) * (cfg.outer_steps - t - 1):.0f}s")
+    if executor is not None:
+        executor.close()
     return state
 
 
@@ -299,7 +341,11 @@ def load_checkpoint(out: Path, teacher, optimizer, scheduler, baseline_student) 
 
     state = json.loads((out / "state.json").read_text())
     ckpt = out / state.pop("checkpoint")
-    teacher.load_state_dict(load_file(ckpt / "teacher" / "model.safetensors"), strict=False)
+    if is_lora(teacher):
+        from peft import set_peft_model_state_dict
+        set_peft_model_state_dict(teacher, load_file(ckpt / "teacher" / "adapter_model.safetensors"))
+    else:
+        teacher.load_state_dict(load_file(ckpt / "teacher" / "model.safetensors"), strict=False)
     baseline_student.load_state_dict(load_file(ckpt / "baseline_student" / "model.safetensors"), strict=False)
     opt = torch.load(ckpt / "teacher_optimizer.pt", weights_only=True)
     optimizer.load_state_dict(opt["optimizer"])

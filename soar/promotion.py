@@ -44,3 +44,12 @@ def dataset_advantages(dataset_rewards: list[float]) -> list[float]:
         raise ValueError("the teacher's RLOO needs at least 2 datasets")
     total = sum(dataset_rewards)
     return [r - (total - r) / (g - 1) for r in dataset_rewards]
+
+
+def learnability(success_counts: list[int], samples: int) -> float:
+    """Intrinsic-T's dataset reward (SOAR_SPEC §8): mean over questions of 0 if s = 0 else 1 − s,
+    where s is a question's success rate over `samples` student samples."""
+    if not success_counts:
+        raise ValueError("learnability of an empty dataset")
+    rates = [c / samples for c in success_counts]
+    return sum(0.0 if s == 0 else 1.0 - s for s in rates) / len(rates)

@@ -87,7 +87,8 @@ def make_optimizer(model, cfg: RLConfig, total_steps: int):
     """AdamW with linear warmup then cosine decay to zero over `total_steps`."""
     from transformers import get_cosine_schedule_with_warmup
 
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # all of them, or a LoRA adapter
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return opt, get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, max(total_steps, 1))
 
 
@@ -101,7 +102,9 @@ def rloo_step(model, ref_model, optimizer, scheduler, samples: list[list[Sample]
     """
     adv = rloo_advantages(rewards) if advantages is None else advantages  # (B, G)
     flat = [s for group in samples for s in group]
-    batch = pack_samples(flat, pad_id)
+    device = next(model.parameters()).device
+    batch = {name: t.to(device) for name, t in pack_samples(flat, pad_id).items()}
+    adv = adv.to(device)
     model.train()
     logp = token_logprobs(model, batch["input_ids"], batch["attention_mask"])  # (N, T-1)
     with torch.no_grad():
@@ -109,7 +112,7 @@ def rloo_step(model, ref_model, optimizer, scheduler, samples: list[list[Sample]
     loss, stats = policy_gradient_loss(logp, ref_logp, adv.reshape(-1).float(), batch["completion_mask"], cfg.kl_coef)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+    grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)
     optimizer.step()
     scheduler.step()
     return {"loss": loss.item(), "reward": rewards.float().mean().item(), "grad_norm": grad_norm.item(), **stats}
