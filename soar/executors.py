@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from soar.evaluation import reward_accuracy
-from soar.generation import HFGenerator
+from soar.generation import make_generator
 from soar.lora import add_adapter, is_lora, load_base_weights, load_trainable, merged_weights, trainable_state
 from soar.models import frozen_copy, load_model, load_tokenizer
 from soar.student import train_student
@@ -72,7 +72,7 @@ class InnerLoopWorker:
             student.requires_grad_(True)
         self.student = student
         self.start = trainable_state(student)  # θ (full fine-tuning) or the fresh adapter (LoRA)
-        self.generator = HFGenerator(student, self.tokenizer, cfg.generation)
+        self.generator = make_generator(student, self.tokenizer, cfg.generation, cfg.model)
         self.trained: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
 
     def run(self, loop: InnerLoop, keep: bool = True) -> float:

@@ -39,6 +39,8 @@ class GenerationConfig:
     model, its reference copy and the optimizer state share the same GPU."""
     dtype: str = "bfloat16"
     """vLLM: dtype of the engine's weights and activations ("bfloat16", "float16" or "float32")."""
+    max_lora_rank: int = 0
+    """vLLM: highest LoRA rank the engine serves (0: no LoRA; set it to the adapters' rank with LoRA)."""
     max_model_len: int = 4096
     """vLLM: longest prompt + completion the engine accepts (capped at the model's context length);
     it bounds the KV cache one sequence may need."""

@@ -42,6 +42,12 @@ class FilterConfig:
     """Seed of the sampling and of the 50/50 split."""
     chunk: int = 64
     """Problems sampled per progress update."""
+    chat_template: bool = False
+    """Wrap the student prompt in the model's chat template (instruct models; math task)."""
+    backend: str = "hf"
+    """Generation backend: "hf" or "vllm" (GPU)."""
+    device: str = "auto"
+    """Where the model runs: "auto" (CUDA when available), "cpu" or "cuda"."""
 
 
 def find_hard(generator: Generator, task: Task, problems: list[dict], k: int, seed: int,
@@ -93,20 +99,23 @@ def source_hash(source: str, problems: list[dict]) -> str:
 
 def run_filter(cfg: FilterConfig, log=log) -> dict:
     """Build the hard set and write train.jsonl, test.jsonl and manifest.json into cfg.out."""
-    from soar.generation import GenerationConfig, HFGenerator
-    from soar.models import load_model, load_tokenizer
+    from soar.executors import make_task
+    from soar.generation import GenerationConfig, make_generator
+    from soar.models import load_model, load_tokenizer, resolve_device
     from soar.runs import write_json, write_jsonl
-    from soar.tasks import load_task
 
     problems = load_candidates(cfg, log)
-    generator = HFGenerator(load_model(cfg.model), load_tokenizer(cfg.model),
-                            GenerationConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens))
-    hard, counts = find_hard(generator, load_task(cfg.task), problems, cfg.k, cfg.seed, cfg.temperature, cfg.chunk)
+    tokenizer = load_tokenizer(cfg.model)
+    generator = make_generator(load_model(cfg.model, resolve_device(cfg.device)), tokenizer,
+                               GenerationConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                                                backend=cfg.backend), cfg.model)
+    task = make_task(cfg, tokenizer)
+    hard, counts = find_hard(generator, task, problems, cfg.k, cfg.seed, cfg.temperature, cfg.chunk)
     train, test = split_train_test(hard, cfg.seed)
     out = Path(cfg.out)
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "test.jsonl", test)
-    manifest = {"model": cfg.model, "task": cfg.task, "k": cfg.k, "temperature": cfg.temperature,
+    manifest = {"model": cfg.model, "task": cfg.task, "chat_template": cfg.chat_template, "k": cfg.k, "temperature": cfg.temperature,
                 "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "source": str(cfg.problems),
                 "format": cfg.format, "source_sha256": source_hash(cfg.problems, problems),
                 "candidates": len(problems), "hard": len(hard),

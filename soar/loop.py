@@ -45,9 +45,9 @@ import torch
 from soar.baselines import teacher_questions
 from soar.evaluation import count_correct, greedy_accuracy, reward_accuracy
 from soar.executors import InnerLoop, make_executor, make_task
-from soar.generation import GenerationConfig, HFGenerator
+from soar.generation import GenerationConfig, make_generator
 from soar.lora import LoraSettings, add_adapter, is_lora, load_weights
-from soar.models import frozen_copy, load_model, load_tokenizer
+from soar.models import frozen_copy, load_model, load_tokenizer, resolve_device
 from soar.progress import log
 from soar.promotion import dataset_advantages, learnability, promotion_check
 from soar.rl import RLConfig, make_optimizer, rloo_step
@@ -200,7 +200,7 @@ def check(cfg: SoarConfig) -> None:
 def run(cfg: SoarConfig, resume: bool = False) -> dict:
     """Run (or resume) SOAR; returns the final state. Everything is written under cfg.out."""
     check(cfg)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    device = resolve_device(cfg.device)
     out = Path(cfg.out)
     tokenizer = load_tokenizer(cfg.model)
     task = make_task(cfg, tokenizer)
@@ -213,8 +213,8 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
     teacher = base.train().requires_grad_(True)
     if cfg.teacher_lora.rank:
         teacher = add_adapter(teacher, cfg.teacher_lora, seed=cfg.seed)
-    teacher_gen = HFGenerator(teacher, tokenizer, cfg.generation)
-    baseline_gen = HFGenerator(baseline_student, tokenizer, cfg.generation)
+    teacher_gen = make_generator(teacher, tokenizer, cfg.generation, cfg.model)
+    baseline_gen = make_generator(baseline_student, tokenizer, cfg.generation, cfg.model)
     teacher_opt, teacher_sched = make_optimizer(teacher, cfg.teacher_rl, cfg.outer_steps)
     state = {"step": 0, "history": [], "promotions": []}
     if resume:

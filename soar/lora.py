@@ -28,7 +28,10 @@ class LoraSettings:
 
 def add_adapter(model, settings: LoraSettings, seed: int = 0):
     """`model` wrapped as a PEFT model with one trainable adapter (base weights frozen)."""
-    from peft import LoraConfig, get_peft_model
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as e:
+        raise ImportError("LoRA (rank > 0) needs PEFT: pip install 'soar-rl[lora]'") from e
 
     targets = settings.target_modules if settings.target_modules == "all-linear" else \
         [m.strip() for m in settings.target_modules.split(",") if m.strip()]

@@ -19,6 +19,13 @@ def load_model(path: str, device: str = "cpu", dtype: str = "float32"):
     return model.to(device).eval()
 
 
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; other names pass through."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 

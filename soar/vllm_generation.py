@@ -11,6 +11,12 @@ directory. Before every call it is brought up to date with the torch model being
 - A PEFT (LoRA) model: the adapter is saved to a temporary directory and requested under a new name
   and integer id per version; the engine holds the base weights from the model's directory.
 
+Generators built from the same model directory share one engine (one copy of the weights and one
+KV cache on the GPU, not one per role): the engine remembers whose weights it holds, and a generator
+whose model is not the one loaded pushes its own weights first (the teacher, the baseline student and
+the inner-loop student of one outer step take turns). With LoRA, the frozen base is pushed too when
+it changed (a promoted adapter merged into θ).
+
 The engine runs in this process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), so pushing weights passes
 tensors by reference, with no serialisation. Creating it seeds Python's, NumPy's and torch's global
 generators with `ENGINE_SEED` (vLLM does so when it starts a worker).
@@ -67,6 +73,20 @@ def weights_version(model) -> int:
     return sum(p._version for p in model.parameters())
 
 
+def base_version(model) -> int:
+    """Like weights_version, over the frozen weights only (a LoRA model's base)."""
+    return sum(p._version for p in model.parameters() if not p.requires_grad)
+
+
+def needs_push(held: tuple | None, owner: int, version: int) -> bool:
+    """Whether an engine holding `held` = (owner id, version) must be sent `owner`'s weights at `version`."""
+    return held != (owner, version)
+
+
+_ENGINES: dict[str, dict] = {}
+"""Shared engines by model directory: {"llm": vllm.LLM, "held": (id(model), version) of the weights in it}."""
+
+
 def adapter_name(model, version: int) -> str:
     """The name of `model`'s LoRA adapter at weights version `version`, unique per model and version."""
     return f"soar-{id(model)}-v{version}"
@@ -110,6 +130,13 @@ def push_weights(llm, weights: list[tuple[str, torch.Tensor]]) -> None:
     llm.reset_prefix_cache()
 
 
+def base_named_parameters(model):
+    """A PEFT model's frozen base weights, named as in the plain model (for the engine's load_weights)."""
+    for name, p in model.get_base_model().named_parameters():
+        if "lora_" not in name:
+            yield name.replace(".base_layer.", "."), p
+
+
 def require_vllm() -> None:
     """Fail with the install command when vLLM is missing."""
     import importlib.util
@@ -129,7 +156,6 @@ class VLLMGenerator:
         require_vllm()
         self.model, self.tokenizer, self.cfg, self.model_path = model, tokenizer, cfg, model_path
         self.is_lora = hasattr(model, "peft_config")  # PEFT models, whatever their class
-        self.llm = None
         self.synced_version: int | None = None  # None: the engine has not seen `model` yet
         self.lora_request = None
         self.lora_ids = 0
@@ -137,41 +163,58 @@ class VLLMGenerator:
         self.tmp = tempfile.TemporaryDirectory(prefix="soar-lora-") if self.is_lora else None
 
     def engine(self):
-        """The vLLM engine, created on first use."""
-        if self.llm is None:
+        """The vLLM engine for model_path, created on first use and shared with other generators."""
+        shared = _ENGINES.get(self.model_path)
+        if shared is None:
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine core in this process: see push_weights
             from vllm import LLM
 
             lora = {}
-            if self.is_lora:
-                rank = max(c.r for c in self.model.peft_config.values())
-                lora = {"enable_lora": True, "max_loras": 1, "max_lora_rank": max(8, 1 << (rank - 1).bit_length())}
+            if self.cfg.max_lora_rank:
+                lora = {"enable_lora": True, "max_loras": 1, "max_lora_rank": self.cfg.max_lora_rank}
             torch.cuda.empty_cache()  # vLLM sizes itself from the free memory, which torch's cached blocks hide
-            self.llm = LLM(model=self.model_path, tokenizer=self.model_path, dtype=self.cfg.dtype, seed=ENGINE_SEED,
-                           distributed_executor_backend="uni",  # and its one worker too
-                           gpu_memory_utilization=self.cfg.gpu_memory_utilization, enable_sleep_mode=False,
-                           max_model_len=min(self.cfg.max_model_len, self.model.config.max_position_embeddings),
-                           **lora)
-        return self.llm
+            llm = LLM(model=self.model_path, tokenizer=self.model_path, dtype=self.cfg.dtype, seed=ENGINE_SEED,
+                      distributed_executor_backend="uni",  # and its one worker too
+                      gpu_memory_utilization=self.cfg.gpu_memory_utilization, enable_sleep_mode=False,
+                      max_model_len=min(self.cfg.max_model_len, self.model.config.max_position_embeddings),
+                      **lora)
+            shared = _ENGINES[self.model_path] = {"llm": llm, "held": None}
+        if self.is_lora:
+            rank = max(c.r for c in self.model.peft_config.values())
+            if rank > self.cfg.max_lora_rank:
+                raise ValueError(f"a LoRA model of rank {rank} needs generation.max_lora_rank >= {rank} "
+                                 f"(it is {self.cfg.max_lora_rank}) with the vllm backend")
+        return shared["llm"]
 
     def sync_weights(self) -> bool:
-        """Bring the engine up to date with `model` if its weights changed; True if it had to."""
+        """Bring the shared engine up to date with `model` if it holds other weights; True if it had to."""
         llm = self.engine()
-        version = weights_version(self.model)
-        if version == self.synced_version:
-            return False
+        shared = _ENGINES[self.model_path]
         if self.is_lora:
+            version = base_version(self.model)
+            if needs_push(shared["held"], id(self.model), version):  # the base: θ, or another model's
+                push_weights(llm, [(name, p.detach()) for name, p in base_named_parameters(self.model)])
+                shared["held"] = (id(self.model), version)
+            adapter = weights_version(self.model)
+            if adapter == self.synced_version:
+                return False
             from vllm.lora.request import LoRARequest
 
-            previous, self.adapter_dir = self.adapter_dir, Path(self.tmp.name) / f"v{version}"
+            previous, self.adapter_dir = self.adapter_dir, Path(self.tmp.name) / f"v{adapter}"
             self.model.save_pretrained(self.adapter_dir)
             self.lora_ids += 1  # vLLM caches adapters by integer id: a new id makes it load the new files
-            self.lora_request = LoRARequest(lora_name=adapter_name(self.model, version), lora_int_id=self.lora_ids,
+            self.lora_request = LoRARequest(lora_name=adapter_name(self.model, adapter),
+                                            lora_int_id=id(self) % 10**6 * 1000 + self.lora_ids,
                                             lora_path=str(self.adapter_dir))
             if previous is not None:  # no request names the old adapter again
                 shutil.rmtree(previous)
-        else:
-            push_weights(llm, [(name, p.detach()) for name, p in self.model.named_parameters()])
+            self.synced_version = adapter
+            return True
+        version = weights_version(self.model)
+        if not needs_push(shared["held"], id(self.model), version):
+            return False
+        push_weights(llm, [(name, p.detach()) for name, p in self.model.named_parameters()])
+        shared["held"] = (id(self.model), version)
         self.synced_version = version
         return True
 

@@ -92,7 +92,8 @@ def test_sync_pushes_only_when_weights_changed(monkeypatch):
     monkeypatch.setattr(vllm_generation, "push_weights", lambda llm, weights: llm.pushes.append(dict(weights)))
     model = tiny_llama()
     gen = vllm_generation.VLLMGenerator(model, toy.build_tokenizer(), GenerationConfig(backend="vllm"), "unused")
-    gen.llm = engine = FakeEngine()
+    engine = FakeEngine()
+    monkeypatch.setitem(vllm_generation._ENGINES, "unused", {"llm": engine, "held": None})
     assert gen.sync_weights()  # first use: the engine has never seen the trained model
     assert not gen.sync_weights()
     with torch.no_grad():
@@ -108,6 +109,13 @@ def test_sync_pushes_only_when_weights_changed(monkeypatch):
     pushed = engine.pushes[-1]
     assert set(pushed) == {name for name, _ in model.named_parameters()}  # HF names, tied weights once
     assert torch.equal(pushed["model.norm.weight"], model.model.norm.weight)
+
+    # A second model on the same engine (the teacher, say): the two take turns, each pushing its weights.
+    other = tiny_llama(seed=5)
+    gen2 = vllm_generation.VLLMGenerator(other, toy.build_tokenizer(), GenerationConfig(backend="vllm"), "unused")
+    assert gen2.sync_weights() and not gen2.sync_weights()
+    assert gen.sync_weights() and gen2.sync_weights()
+    assert len(engine.pushes) == 6
 
 
 # ---------------------------------------------------------------- converting outputs
