@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from soar.baselines import teacher_questions
+from soar.diagnostics import question_stats
 from soar.evaluation import count_correct, greedy_accuracy, reward_accuracy
 from soar.executors import InnerLoop, make_executor, make_task
 from soar.generation import GenerationConfig, make_generator
@@ -110,7 +111,8 @@ class SoarConfig:
     teacher_reward: str = "grounded"
     """"grounded": the student's improvement on Q_R (SOAR). "intrinsic": the Intrinsic-T baseline's
     learnability reward (per question 0 if s = 0 else 1 − s, s = success over intrinsic_samples student
-    samples; no student training, so no promotion)."""
+    samples; no student training, so no promotion). "random": a control whose dataset rewards are
+    uniform random numbers (no information, no promotion): what the teacher's RL does on noise alone."""
     intrinsic_samples: int = 32
     """Student samples per question for the learnability reward (paper: 32)."""
     promote: bool = True
@@ -186,7 +188,7 @@ def load_preset(path: str | Path) -> SoarConfig:
 
 def check(cfg: SoarConfig) -> None:
     """Fail early, with the setting's name, on values the loop cannot run with."""
-    choices = {"reward_metric": ("greedy", "sampled", "logprob"), "teacher_reward": ("grounded", "intrinsic"),
+    choices = {"reward_metric": ("greedy", "sampled", "logprob"), "teacher_reward": ("grounded", "intrinsic", "random"),
                "executor": ("local", "ray"), "dtype": ("float32", "bfloat16", "float16")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -253,10 +255,13 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
                      for k, dataset in enumerate(datasets) for j in range(cfg.num_repeats)]
             accs = iter(executor.run(loops))
             rewards = [[next(accs) - baseline_acc for _ in range(cfg.num_repeats)] for _ in datasets]
-        else:  # Intrinsic-T (SOAR_SPEC §8): learnability of X_k for θ, no student training
+        elif cfg.teacher_reward == "intrinsic":  # Intrinsic-T (SOAR_SPEC §8): learnability for θ, no training
             rewards = [[learnability(count_correct(baseline_gen, task, dataset, cfg.intrinsic_samples,
                                                    seed=inner_seed(cfg.seed, t, k, 0)), cfg.intrinsic_samples)]
                        for k, dataset in enumerate(datasets)]
+        else:  # control: rewards that carry no information, so the teacher drifts under RL noise alone
+            rng = random.Random(f"{cfg.seed}/{t}/random_reward")
+            rewards = [[rng.random()] for _ in datasets]
         timings["inner_loop"], clock = time.time() - clock, time.time()
 
         # 4. Dataset rewards R_k, and 5. the promotion check.
@@ -293,6 +298,8 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
                    "teacher/rejections": rejected, "teacher/kl": teacher_stats["kl"],
                    "student/baseline_accuracy": baseline_acc, "student/retention": retention,
                    "student/inner_steps": inner_steps,
+                   "questions": question_stats([p["question"] for p in pairs]),
+                   **({"questions/truth": task.truth(pairs)} if task.truth else {}),
                    "time": {k: round(v, 3) for k, v in timings.items()}}
         append_jsonl(out / "metrics.jsonl", metrics)
         state["step"] = t + 1

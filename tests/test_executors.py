@@ -105,6 +105,14 @@ def test_intrinsic_teacher_and_no_promotion(toy_world, one_carry, tmp_path):
     assert frozen["promotions"] == [] and len(frozen["history"]) == 2
     assert not (tmp_path / "frozen" / "promoted_questions.jsonl").exists()
 
+    noise = run(config(toy_world, hard, tmp_path / "random", outer_steps=1, promotion_threshold=-1e9,
+                       teacher_reward="random"))
+    row = read_jsonl(tmp_path / "random" / "metrics.jsonl")[0]
+    assert noise["promotions"] == [] and len(set(row["teacher/dataset_rewards"])) == 2
+    # Every step logs its questions' diagnostics, and the toy world's truth about them.
+    assert row["questions"]["count"] == 16 and row["questions"]["vendi"] >= 1.0
+    assert 0.0 <= row["questions/truth"]["stepping_stone"] <= row["questions/truth"]["correct"] <= 1.0
+
 
 def test_ray_executor_matches_local(toy_world, one_carry, tmp_path):
     ray = pytest.importorskip("ray")

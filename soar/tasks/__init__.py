@@ -21,6 +21,9 @@ class Task:
     """teacher completion -> (question, answer), or a short rejection reason (SOAR_SPEC §4)."""
     grade: Callable[[list[str], list[str]], list[bool]]
     """(student completions, reference answers) -> correct or not, one per pair."""
+    truth: Callable[[list[dict]], dict] | None = None
+    """Teacher problems -> what is known to be true of them (share correct, well-formed, stepping
+    stones), where the task can compute it (the toy world); None elsewhere."""
 
 
 def load_task(name: str, **kwargs) -> Task:

@@ -301,5 +301,7 @@ def grade(completions: list[str], answers: list[str]) -> list[bool]:
 
 
 def make_task() -> Task:
+    from soar.diagnostics import toy_truth_stats
+
     return Task(name="toy", teacher_prompt=TEACH, student_prompt=lambda q: q,
-                parse_teacher_output=parse_teacher_output, grade=grade)
+                parse_teacher_output=parse_teacher_output, grade=grade, truth=toy_truth_stats)
