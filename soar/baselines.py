@@ -1,10 +1,16 @@
-"""Fresh-student runs: Hard-Only, the oracle curriculum, and the Base-T control (SOAR_SPEC §7-8).
+"""Fresh-student runs: Hard-Only, the oracle curriculum, and the PQ protocol (SOAR_SPEC §7-8).
 
-All three train a fresh copy of the base model with RLOO for the same number of steps and measure
-pass@k on D_test along the way; they differ only in the extra problems mixed into D_train:
-none (Hard-Only), true stepping stones with correct answers (oracle), or questions sampled from the
-untrained teacher with its own answers (Base-T). Retention on easy problems is reported for every arm,
-so that a student who learned a wrong rule is never counted as a success.
+Every arm trains a fresh copy of the base model with RLOO for the same number of steps and measures
+pass@k on D_test along the way; arms differ only in the extra problems combined with D_train:
+none (Hard-Only), true stepping stones with correct answers (oracle), promoted questions (SOAR-PQ) or
+questions sampled from a teacher with its own answers (teacher sampling, protocols.py). Retention on
+easy problems is reported for every arm, so that a student who learned a wrong rule is never counted
+as a success.
+
+Two scores are reported: the final evaluation ("pass_at_k"), and the paper's checkpoint rule
+("pass_at_k_slope_rule"): the checkpoint where the smoothed training-reward slope has dropped below
+15% of its maximum (`slope_checkpoint`), scored by the mean of the evaluations in the
+`average_window` steps from it (`slope_rule_score`).
 """
 
 from __future__ import annotations
@@ -14,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soar.evaluation import PASS_KS, evaluate_pass_at_k, greedy_accuracy
-from soar.generation import GenerationConfig, HFGenerator
-from soar.models import frozen_copy, load_model, load_tokenizer, seed_everything
+from soar.generation import GenerationConfig, Generator, make_generator
+from soar.models import frozen_copy, load_model, load_tokenizer, resolve_device, seed_everything
 from soar.progress import log
 from soar.runs import read_problems, write_json, write_jsonl
-from soar.student import StudentConfig, train_student
-from soar.tasks import Task, load_task
+from soar.student import StudentConfig, check_schedule, train_student
+from soar.tasks import Task, configured_task
 
 
 @dataclass
@@ -34,6 +40,10 @@ class FreshStudentConfig:
     """Output directory: config, curve.jsonl, result.json."""
     task: str = "toy"
     """Task of the problems: "toy" or "math"."""
+    chat_template: bool = False
+    """Wrap the student (and teacher) prompts in the model's chat template (instruct models; math task)."""
+    device: str = "auto"
+    """Where the student trains: "auto" (CUDA when available), "cpu" or "cuda"."""
     steps: int = 80
     """Student RLOO steps."""
     eval_every: int = 20
@@ -43,7 +53,15 @@ class FreshStudentConfig:
     retention: str | None = None
     """Easy problems (JSONL) whose greedy accuracy is reported as retention (toy: easy.jsonl)."""
     extra: str | None = None
-    """Extra problems mixed into training: curriculum (oracle) or synthetic questions (JSONL)."""
+    """Extra problems trained on with D_train: curriculum (oracle) or synthetic questions (JSONL)."""
+    schedule: str = "mixed"
+    """How extra problems meet D_train: "mixed" (extra_fraction of every batch; the paper's HARP and
+    OlympiadBench setting) or "curriculum" (extra only for curriculum_steps steps, then D_train only;
+    the paper's MATH setting)."""
+    curriculum_steps: int = 64
+    """Steps on the extra problems alone under the "curriculum" schedule (paper: 64)."""
+    average_window: int = 200
+    """Slope rule: evaluations from the checkpoint to this many steps after it are averaged (paper: 200)."""
     seed: int = 0
     """Seed of the student's sampling and batches."""
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -52,18 +70,19 @@ class FreshStudentConfig:
 
 def fresh_student(cfg: FreshStudentConfig, extra: list[dict] | None = None, log=log) -> dict:
     """Train a fresh student on D_train (+ `extra`, else cfg.extra) and return its pass@k curve."""
+    check_schedule(cfg.schedule)
     t0 = time.time()
     seed_everything(cfg.seed)
-    task = load_task(cfg.task)
+    tokenizer = load_tokenizer(cfg.model)
+    task = configured_task(cfg, tokenizer)
     train = read_problems(Path(cfg.hard_set) / "train.jsonl")
     test = read_problems(Path(cfg.hard_set) / "test.jsonl")
     if extra is None and cfg.extra:
         extra = read_problems(cfg.extra)
     retention = read_problems(cfg.retention) if cfg.retention else []
-    tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model)
+    model = load_model(cfg.model, resolve_device(cfg.device))
     ref = frozen_copy(model)
-    generator = HFGenerator(model, tokenizer, cfg.generation)
+    generator = make_generator(model, tokenizer, cfg.generation, cfg.model)
     curve: list[dict] = []
 
     def evaluate(step: int) -> dict:
@@ -85,10 +104,15 @@ def fresh_student(cfg: FreshStudentConfig, extra: list[dict] | None = None, log=
             evaluate(step + 1)
 
     train_student(model, ref, generator, task, train, cfg.steps, cfg.student, cfg.seed,
-                  tokenizer.pad_token_id, extra=extra, on_step=on_step)
+                  tokenizer.pad_token_id, extra=extra, schedule=cfg.schedule,
+                  curriculum_steps=cfg.curriculum_steps, on_step=on_step)
     final = evaluate(cfg.steps)
+    checkpoint = slope_checkpoint(rewards)
+    slope = slope_rule_score(curve, checkpoint, cfg.average_window)
     result = {"pass_at_k": final["pass_at_k"], "retention": final.get("retention"), "steps": cfg.steps,
-              "train_reward": rewards, "curve": curve, "num_extra": len(extra or []),
+              "pass_at_k_slope_rule": slope["pass_at_k"], "retention_slope_rule": slope["retention"],
+              "slope_checkpoint": checkpoint, "slope_rule_steps": slope["steps"],
+              "train_reward": rewards, "curve": curve, "num_extra": len(extra or []), "schedule": cfg.schedule,
               "wall_seconds": round(time.time() - t0, 1), "seed": cfg.seed}
     out = Path(cfg.out)
     write_jsonl(out / "curve.jsonl", curve)
@@ -96,7 +120,67 @@ def fresh_student(cfg: FreshStudentConfig, extra: list[dict] | None = None, log=
     return result
 
 
-def teacher_questions(generator: HFGenerator, task: Task, count: int, seed: int, max_new_tokens: int,
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Centred moving average; near the ends the window is clipped to the values that exist."""
+    half = window // 2
+    spans = [values[max(0, i - half):i + half + 1] for i in range(len(values))]
+    return [sum(span) / len(span) for span in spans]
+
+
+def normalised_slope(train_rewards: list[float], window: int = 25) -> list[float]:
+    """Slope per step of the smoothed training reward, divided by the raw reward's range (max − min).
+
+    The slope is the central difference (one-sided at the ends). A flat curve (range 0) has slope 0.
+    """
+    n = len(train_rewards)
+    smooth = moving_average(train_rewards, window)
+    spread = max(train_rewards) - min(train_rewards) if n else 0.0
+    if n < 2 or spread == 0:
+        return [0.0] * n
+    neighbours = [(max(i - 1, 0), min(i + 1, n - 1)) for i in range(n)]
+    return [(smooth[hi] - smooth[lo]) / (hi - lo) / spread for lo, hi in neighbours]
+
+
+def slope_checkpoint(train_rewards: list[float], window: int = 25, fraction: float = 0.15) -> int:
+    """The PQ protocol's checkpoint (SOAR_SPEC §7): the step where learning has levelled off.
+
+    `train_rewards[i]` is the mean reward of step i, earned by the model after i updates, so the
+    returned step i names that model (curve step i). The curve is smoothed with a `window`-step
+    centred moving average, its slope normalised by the reward range (`normalised_slope`), and the
+    checkpoint is the first step after the slope's maximum (the first one, on ties) where the slope
+    is below `fraction` of that maximum.
+
+    Edge cases: a curve whose slope is never positive (flat, e.g. all rewards 0 on a fail@k plateau,
+    or only falling) never rose, so there is nothing to wait for: step 0. A curve still rising at its
+    end (the slope never drops below the threshold) gives its last step. A curve shorter than the
+    window is still smoothed, with the window clipped at both ends; an empty one gives step 0.
+    """
+    slope = normalised_slope(train_rewards, window)
+    if not slope or max(slope) <= 0:
+        return 0
+    peak = max(range(len(slope)), key=lambda i: slope[i])
+    return next((i for i in range(peak + 1, len(slope)) if slope[i] < fraction * slope[peak]), len(slope) - 1)
+
+
+def slope_rule_score(curve: list[dict], checkpoint: int, average_window: int) -> dict:
+    """Mean pass@k (and retention) over the curve's evaluations at steps checkpoint..checkpoint+window.
+
+    `curve`: evaluations {"step", "pass_at_k": {k: %}, optional "retention"}, in step order. When no
+    evaluation falls in the window (evaluations sparser than it), the first one after the checkpoint
+    is used; a fresh student's curve always ends with one at its last step. Returns {"pass_at_k",
+    "retention" (None without retention), "steps" (the evaluations averaged)}.
+    """
+    points = [p for p in curve if checkpoint <= p["step"] <= checkpoint + average_window]
+    if not points:
+        points = [next(p for p in curve if p["step"] >= checkpoint)]
+    ks = points[0]["pass_at_k"]
+    retention = [p["retention"] for p in points if p.get("retention") is not None]
+    return {"pass_at_k": {k: sum(p["pass_at_k"][k] for p in points) / len(points) for k in ks},
+            "retention": sum(retention) / len(retention) if retention else None,
+            "steps": [p["step"] for p in points]}
+
+
+def teacher_questions(generator: Generator, task: Task, count: int, seed: int, max_new_tokens: int,
                       max_rounds: int = 10) -> tuple[list[dict], list, dict[str, int]]:
     """`count` valid (question, answer) pairs sampled from a teacher (SOAR_SPEC §4 filter).
 
@@ -127,15 +211,11 @@ def teacher_questions(generator: HFGenerator, task: Task, count: int, seed: int,
 
 
 def base_t(cfg: FreshStudentConfig, num_questions: int, teacher_max_new_tokens: int = 24, log=log) -> dict:
-    """Base-T: a fresh student on D_train mixed with questions from the untrained teacher (as given)."""
-    task = load_task(cfg.task)
-    generator = HFGenerator(load_model(cfg.model), load_tokenizer(cfg.model), cfg.generation)
-    questions, _, rejected = teacher_questions(generator, task, num_questions, cfg.seed, teacher_max_new_tokens)
-    write_jsonl(Path(cfg.out) / "teacher_questions.jsonl", questions)
-    result = fresh_student(cfg, extra=questions, log=log)
-    result["teacher_rejections"] = rejected
-    write_json(Path(cfg.out) / "result.json", result)
-    return result
+    """Base-T: teacher sampling (protocols.teacher_sampling) from the untrained teacher, the base model."""
+    from soar.protocols import teacher_sampling  # protocols builds on this module
+
+    return teacher_sampling(cfg.model, cfg, num_questions, teacher_max_new_tokens, log=log)
 
 
-__all__ = ["FreshStudentConfig", "fresh_student", "teacher_questions", "base_t", "PASS_KS"]
+__all__ = ["FreshStudentConfig", "fresh_student", "slope_checkpoint", "slope_rule_score", "teacher_questions",
+           "base_t", "PASS_KS"]

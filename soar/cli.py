@@ -6,6 +6,8 @@
     soar hard-only     Hard-Only baseline: RLOO directly on D_train
     soar oracle        oracle curriculum: D_train mixed with true stepping stones
     soar base-t        Base-T control: D_train mixed with questions from the untrained teacher
+    soar teacher-sampling  questions from a trained teacher (a SOAR run), then the PQ protocol
+    soar compare       methods × seeds: the paper's pass@k table (Hard-Only, Intrinsic-T, SOAR-PQ/PS, ...)
     soar demo          the whole method on the toy world, with a report (the main job)
     soar train         run SOAR (Algorithm 1); `--preset FILE.toml` starts from a preset;
                        `soar train --resume RUN_DIR` continues a killed run
@@ -53,6 +55,10 @@ class EvalArgs:
     """Problems to evaluate on (JSONL with question and answer)."""
     task: str = "toy"
     """Task of the problems: "toy" or "math"."""
+    chat_template: bool = False
+    """Wrap the prompts in the model's chat template (instruct models; math task)."""
+    device: str = "auto"
+    """Where the model runs: "auto" (CUDA when available), "cpu" or "cuda"."""
     samples: int = 32
     """Samples per problem (N); pass@k is reported for k in {1, 4, 8, 16, 32} up to N."""
     seed: int = 0
@@ -69,6 +75,19 @@ class BaseTArgs:
     run: FreshStudentConfig
     num_questions: int = 128
     """Questions sampled from the untrained teacher (with the teacher's answers, right or wrong)."""
+    teacher_max_new_tokens: int = 24
+    """Longest teacher sample (paper: 512)."""
+
+
+@dataclass
+class TeacherSamplingArgs:
+    """Teacher sampling (Grounded-T, Intrinsic-T): questions from a trained teacher, then the PQ protocol."""
+
+    teacher: str
+    """A SOAR run directory (the teacher of its latest checkpoint) or a teacher model directory."""
+    run: FreshStudentConfig
+    num_questions: int = 128
+    """Questions sampled from the teacher (with the teacher's answers, right or wrong)."""
     teacher_max_new_tokens: int = 24
     """Longest teacher sample (paper: 512)."""
 
@@ -110,6 +129,19 @@ def main(argv: list[str] | None = None) -> int:
         run_demo(tyro.cli(DemoConfig, args=rest, prog="soar demo"))
         return 0
 
+    if command == "compare":
+        from soar.compare import CompareConfig, check, run_compare
+        cfg = tyro.cli(CompareConfig, args=rest, prog="soar compare")
+        try:
+            check(cfg)
+        except ValueError as e:
+            print(f"soar compare: {e}", file=sys.stderr)
+            return 2
+        if not cfg.collect_only:
+            _dump_config(cfg.out, cfg)
+        run_compare(cfg)
+        return 0
+
     if command == "train":
         from soar.loop import SoarConfig, config_from_dict, run
         if rest[:1] == ["--resume"]:
@@ -147,12 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     if command == "eval":
         args = tyro.cli(EvalArgs, args=rest, prog="soar eval")
         from soar.evaluation import evaluate_pass_at_k
-        from soar.generation import HFGenerator
-        from soar.models import load_model, load_tokenizer
+        from soar.generation import make_generator
+        from soar.models import load_model, load_tokenizer, resolve_device
         from soar.runs import read_problems, write_json
-        from soar.tasks import load_task
-        generator = HFGenerator(load_model(args.model), load_tokenizer(args.model), args.generation)
-        result = evaluate_pass_at_k(generator, load_task(args.task), read_problems(args.problems),
+        from soar.tasks import configured_task
+        tokenizer = load_tokenizer(args.model)
+        generator = make_generator(load_model(args.model, resolve_device(args.device)), tokenizer, args.generation,
+                                   args.model)
+        result = evaluate_pass_at_k(generator, configured_task(args, tokenizer), read_problems(args.problems),
                                     args.samples, seed=args.seed)
         print(f"{'k':>4}  pass@k (%)")
         for k, v in result["pass_at_k"].items():
@@ -161,10 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             write_json(args.out, {"model": args.model, "problems": args.problems, **result})
         return 0
 
-    if command in ("hard-only", "oracle", "base-t"):
-        from soar.baselines import base_t, fresh_student
-        if command == "base-t":
-            args = tyro.cli(BaseTArgs, args=rest, prog="soar base-t")
+    if command in ("hard-only", "oracle", "base-t", "teacher-sampling"):
+        from soar.baselines import fresh_student
+        from soar.protocols import teacher_sampling
+        if command in ("base-t", "teacher-sampling"):
+            args = tyro.cli(BaseTArgs if command == "base-t" else TeacherSamplingArgs, args=rest, prog=f"soar {command}")
             cfg = args.run
         else:
             cfg = tyro.cli(FreshStudentConfig, args=rest, prog=f"soar {command}")
@@ -174,11 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         if command == "hard-only" and cfg.extra:
             print("soar hard-only trains on D_train only: drop --extra", file=sys.stderr)
             return 2
-        _dump_config(cfg.out, args if command == "base-t" else cfg)
-        result = (base_t(cfg, args.num_questions, args.teacher_max_new_tokens) if command == "base-t"
-                  else fresh_student(cfg))
-        print(json.dumps({"pass_at_k": result["pass_at_k"], "retention": result["retention"],
-                          "wall_seconds": result["wall_seconds"]}))
+        _dump_config(cfg.out, args if command in ("base-t", "teacher-sampling") else cfg)
+        if command in ("base-t", "teacher-sampling"):
+            teacher = cfg.model if command == "base-t" else args.teacher  # Base-T: the untrained teacher
+            result = teacher_sampling(teacher, cfg, args.num_questions, args.teacher_max_new_tokens)
+        else:
+            result = fresh_student(cfg)
+        print(json.dumps({key: result[key] for key in ("pass_at_k", "retention", "pass_at_k_slope_rule",
+                                                        "slope_checkpoint", "wall_seconds")}))
         return 0
 
     print(f"soar: unknown command {command!r}\n{__doc__}", file=sys.stderr)

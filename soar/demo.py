@@ -46,6 +46,19 @@ class DemoConfig:
     toy: ToyConfig = field(default_factory=ToyConfig)
 
 
+def toy_hard_set(toy_dir: Path, hard: Path, candidates: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """D_train and D_test: the fail@128 problems among the toy world's first `candidates` hard
+    candidates, split 50/50 with `seed`; written to `hard` once and read back afterwards."""
+    if not (hard / "test.jsonl").exists():
+        problems = read_problems(toy_dir / "hard_candidates.jsonl")[:candidates]
+        generator = HFGenerator(load_model(str(toy_dir)), load_tokenizer(str(toy_dir)))
+        hard_problems, _ = find_hard(generator, load_task("toy"), problems, 128, seed)
+        train, test = split_train_test(hard_problems, seed)
+        write_jsonl(hard / "train.jsonl", train)
+        write_jsonl(hard / "test.jsonl", test)
+    return read_problems(hard / "train.jsonl"), read_problems(hard / "test.jsonl")
+
+
 def run_demo(cfg: DemoConfig) -> dict:
     t_start = time.time()
     out = Path(cfg.out)
@@ -59,14 +72,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     task = load_task("toy")
     phase(2, "fail@128 hard set")
     hard = out / "hard_set"
-    if not (hard / "test.jsonl").exists():
-        candidates = read_problems(toy_dir / "hard_candidates.jsonl")[:cfg.candidates]
-        generator = HFGenerator(load_model(str(toy_dir)), load_tokenizer(str(toy_dir)))
-        hard_problems, _ = find_hard(generator, task, candidates, 128, cfg.seed)
-        train, test = split_train_test(hard_problems, cfg.seed)
-        write_jsonl(hard / "train.jsonl", train)
-        write_jsonl(hard / "test.jsonl", test)
-    train, test = read_problems(hard / "train.jsonl"), read_problems(hard / "test.jsonl")
+    train, test = toy_hard_set(toy_dir, hard, cfg.candidates, cfg.seed)
     log(f"  hard set: {len(train)} train / {len(test)} test")
 
     easy = str(toy_dir / "easy.jsonl")

@@ -22,7 +22,7 @@ from soar.generation import make_generator
 from soar.lora import add_adapter, is_lora, load_base_weights, load_trainable, merged_weights, trainable_state
 from soar.models import frozen_copy, load_model, load_tokenizer
 from soar.student import train_student
-from soar.tasks import load_task
+from soar.tasks import configured_task
 
 
 @dataclass
@@ -43,13 +43,6 @@ class InnerLoop:
     """Sampling seed of the Acc measurement (the same for the baseline and every student of a step)."""
 
 
-def make_task(cfg, tokenizer):
-    """The run's task, with the prompts in the chat template when cfg.chat_template is set."""
-    if cfg.chat_template and cfg.task != "math":
-        raise ValueError("chat_template applies to the math task only")
-    return load_task(cfg.task, tokenizer=tokenizer) if cfg.chat_template else load_task(cfg.task)
-
-
 class InnerLoopWorker:
     """Holds a student model, the KL reference and θ; runs inner loops one after another.
 
@@ -63,7 +56,7 @@ class InnerLoopWorker:
             torch.set_num_threads(threads)
         self.cfg = cfg
         self.tokenizer = load_tokenizer(cfg.model)
-        self.task = make_task(cfg, self.tokenizer)
+        self.task = configured_task(cfg, self.tokenizer)
         student = load_model(cfg.model, cfg.device, cfg.dtype)
         self.reference = reference if reference is not None else frozen_copy(student)
         if cfg.student_lora.rank:

@@ -9,7 +9,7 @@ from pathlib import Path
 from soar.evaluation import count_correct
 from soar.generation import Generator
 from soar.progress import log, track
-from soar.tasks import Task
+from soar.tasks import Task, configured_task
 
 
 @dataclass
@@ -99,7 +99,6 @@ def source_hash(source: str, problems: list[dict]) -> str:
 
 def run_filter(cfg: FilterConfig, log=log) -> dict:
     """Build the hard set and write train.jsonl, test.jsonl and manifest.json into cfg.out."""
-    from soar.executors import make_task
     from soar.generation import GenerationConfig, make_generator
     from soar.models import load_model, load_tokenizer, resolve_device
     from soar.runs import write_json, write_jsonl
@@ -109,7 +108,7 @@ def run_filter(cfg: FilterConfig, log=log) -> dict:
     generator = make_generator(load_model(cfg.model, resolve_device(cfg.device)), tokenizer,
                                GenerationConfig(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                                                 backend=cfg.backend), cfg.model)
-    task = make_task(cfg, tokenizer)
+    task = configured_task(cfg, tokenizer)
     hard, counts = find_hard(generator, task, problems, cfg.k, cfg.seed, cfg.temperature, cfg.chunk)
     train, test = split_train_test(hard, cfg.seed)
     out = Path(cfg.out)

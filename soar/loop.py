@@ -45,7 +45,7 @@ import torch
 from soar.baselines import teacher_questions
 from soar.diagnostics import question_stats
 from soar.evaluation import count_correct, greedy_accuracy, reward_accuracy
-from soar.executors import InnerLoop, make_executor, make_task
+from soar.executors import InnerLoop, make_executor
 from soar.generation import GenerationConfig, make_generator
 from soar.lora import LoraSettings, add_adapter, is_lora, load_weights
 from soar.models import frozen_copy, load_model, load_tokenizer, resolve_device
@@ -54,6 +54,7 @@ from soar.promotion import dataset_advantages, learnability, promotion_check
 from soar.rl import RLConfig, make_optimizer, rloo_step
 from soar.runs import append_jsonl, read_jsonl, read_problems, write_json, write_jsonl
 from soar.student import StudentConfig
+from soar.tasks import configured_task
 
 DEVIATIONS = [" ".join(line.strip("- ").split()) for line in __doc__.split("config.json):")[1].strip().split("\n- ")]
 
@@ -205,7 +206,7 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
     tokenizer = load_tokenizer(cfg.model)
-    task = make_task(cfg, tokenizer)
+    task = configured_task(cfg, tokenizer)
     d_train = read_problems(Path(cfg.hard_set) / "train.jsonl")
     easy = read_problems(cfg.retention) if cfg.retention else []
     pad = tokenizer.pad_token_id

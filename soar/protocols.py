@@ -1,8 +1,10 @@
 """Evaluation protocols of a SOAR run (SOAR_SPEC §7) and their controls, at the fresh-student budget.
 
 - PS: the promoted student with the best greedy accuracy on D_train, pass@k on D_test.
-- PQ: a fresh student trained on PQ ∪ D_train (mixed schedule) for the Hard-Only budget.
-- Base-T (baselines.base_t): as many questions from the untrained teacher as PQ holds, same protocol.
+- PQ: a fresh student trained on PQ ∪ D_train for the Hard-Only budget, with the schedule
+  ("mixed" or "curriculum") and the slope checkpoint rule of baselines.fresh_student.
+- Teacher sampling (Grounded-T, Base-T, Intrinsic-T): questions sampled from a teacher checkpoint
+  (a SOAR run's final teacher, or the base model for Base-T), then the PQ protocol on them.
 - No-selection: a fresh student trained, like PS, through as many inner loops as PS had promotions,
   each on a random untrained-teacher dataset — what PS would be without the grounded selection.
 
@@ -12,19 +14,20 @@ A run with no promotion has no PS, PQ or no-selection result: these return None.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from pathlib import Path
 
 from soar.baselines import FreshStudentConfig, fresh_student, teacher_questions
 from soar.evaluation import evaluate_pass_at_k, greedy_accuracy
-from soar.generation import HFGenerator
+from soar.generation import make_generator
 from soar.loop import SoarConfig, inner_seed
-from soar.models import frozen_copy, load_model, load_tokenizer
+from soar.models import frozen_copy, load_model, load_tokenizer, resolve_device
 from soar.progress import log
-from soar.runs import read_jsonl, read_problems, write_json
+from soar.runs import read_jsonl, read_problems, write_json, write_jsonl
 from soar.student import train_student
-from soar.tasks import load_task
+from soar.tasks import configured_task
 
 
 def promoted_student(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -> dict | None:
@@ -32,12 +35,13 @@ def promoted_student(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -> 
     candidates = sorted((Path(run.out) / "promoted").glob("step_*"))
     if not candidates:
         return None
-    task = load_task(run.task)
     tokenizer = load_tokenizer(run.model)
+    task = configured_task(run, tokenizer)
     train = read_problems(Path(run.hard_set) / "train.jsonl")
     scored = []
     for path in candidates:
-        gen = HFGenerator(load_model(str(path)), tokenizer, eval_cfg.generation)
+        gen = make_generator(load_model(str(path), resolve_device(eval_cfg.device)), tokenizer, eval_cfg.generation,
+                             str(path))
         scored.append((greedy_accuracy(gen, task, train), path.name, gen))
     train_acc, name, gen = max(scored, key=lambda s: s[0])  # first (earliest) on ties
     test = read_problems(Path(eval_cfg.hard_set) / "test.jsonl")
@@ -58,21 +62,52 @@ def promoted_questions(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -
     return fresh_student(eval_cfg, extra=pq, log=log)
 
 
+def teacher_model_dir(teacher: str | Path) -> str:
+    """A teacher checkpoint: a SOAR run directory gives the teacher of its latest checkpoint
+    (RUN/<state.json's checkpoint>/teacher); anything else is a model directory or hub id as given."""
+    state = Path(teacher) / "state.json"
+    if not state.exists():
+        return str(teacher)
+    return str(Path(teacher) / json.loads(state.read_text())["checkpoint"] / "teacher")
+
+
+def teacher_sampling(teacher: str | Path, eval_cfg: FreshStudentConfig, num_questions: int = 128,
+                     teacher_max_new_tokens: int = 24, max_rounds: int = 10, log=log) -> dict:
+    """Teacher sampling (SOAR_SPEC §7): `num_questions` questions from a teacher, then the PQ protocol.
+
+    `teacher`: a SOAR run directory (its latest teacher: Grounded-T, Intrinsic-T) or a model
+    (eval_cfg.model: Base-T). The teacher's answers are kept as given, right or wrong; questions are
+    sampled with eval_cfg.seed and written to teacher_questions.jsonl in eval_cfg.out. The tokenizer
+    is the base model's (a run's checkpoints hold weights only).
+    """
+    tokenizer = load_tokenizer(eval_cfg.model)
+    task = configured_task(eval_cfg, tokenizer)
+    path = teacher_model_dir(teacher)
+    generator = make_generator(load_model(path, resolve_device(eval_cfg.device)), tokenizer, eval_cfg.generation, path)
+    questions, _, rejected = teacher_questions(generator, task, num_questions, eval_cfg.seed,
+                                               teacher_max_new_tokens, max_rounds)
+    del generator
+    write_jsonl(Path(eval_cfg.out) / "teacher_questions.jsonl", questions)
+    log(f"teacher sampling: {num_questions} questions from {path} (rejected: {rejected})")
+    result = fresh_student(eval_cfg, extra=questions, log=log)
+    result.update({"teacher": path, "teacher_rejections": rejected})
+    write_json(Path(eval_cfg.out) / "result.json", result)
+    return result
+
+
 def no_selection(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -> dict | None:
     """No-selection control: as many inner loops as PS had promotions, on random untrained-teacher datasets."""
     state_path = Path(run.out) / "state.json"
-    import json
-
     promotions = json.loads(state_path.read_text())["promotions"] if state_path.exists() else []
     if not promotions:
         return None
     t0 = time.time()
-    task = load_task(run.task)
     tokenizer = load_tokenizer(run.model)
-    base = load_model(run.model)
+    task = configured_task(run, tokenizer)
+    base = load_model(run.model, resolve_device(eval_cfg.device))
     reference, student = frozen_copy(base), frozen_copy(base).requires_grad_(True)
-    teacher_gen = HFGenerator(base, tokenizer, run.generation)
-    student_gen = HFGenerator(student, tokenizer, run.generation)
+    teacher_gen = make_generator(base, tokenizer, run.generation, run.model)
+    student_gen = make_generator(student, tokenizer, run.generation, run.model)
     rng = random.Random(f"{eval_cfg.seed}/no-selection")
     for i, promo in enumerate(promotions):
         dataset, _, _ = teacher_questions(teacher_gen, task, run.dataset_size, rng.randrange(2**31),

@@ -27,23 +27,49 @@ class StudentConfig:
     rl: RLConfig = field(default_factory=RLConfig)
 
 
+SCHEDULES = ("mixed", "curriculum")
+
+
+def check_schedule(schedule: str) -> None:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+
+
+def extra_count(step: int, cfg: StudentConfig, schedule: str, curriculum_steps: int, num_problems: int,
+                num_extra: int) -> int:
+    """How many of step `step`'s batch_questions come from the extra problems (the rest: `problems`).
+
+    "mixed": extra_fraction of every batch. "curriculum": the whole batch for the first
+    `curriculum_steps` steps, then none (SOAR_SPEC §7, the paper's MATH setting). When one of the two
+    sets is empty, every batch comes from the other, whatever the schedule.
+    """
+    check_schedule(schedule)
+    if not num_extra or not num_problems:
+        return cfg.batch_questions if num_extra else 0
+    if schedule == "curriculum":
+        return cfg.batch_questions if step < curriculum_steps else 0
+    return round(cfg.batch_questions * cfg.extra_fraction)
+
+
 def train_student(model, ref_model, generator: Generator, task: Task, problems: list[dict], steps: int,
                   cfg: StudentConfig, seed: int, pad_id: int, extra: list[dict] | None = None,
+                  schedule: str = "mixed", curriculum_steps: int = 0,
                   on_step: Callable[[int, dict], None] | None = None) -> list[dict]:
     """Train `model` in place for `steps` RLOO steps; reward = the task's grade against each answer.
 
-    With `extra` problems, each batch mixes extra_fraction of them with the rest from `problems`
-    (either list may be empty). Randomness (batches, samples) depends only on `seed`. `on_step(step,
+    With `extra` problems, batches combine them with `problems` as `schedule` says (`extra_count`;
+    either list may be empty). Randomness (batches, samples) depends only on `seed`. `on_step(step,
     stats)` runs after every step (evaluation curves, progress). Returns the per-step stats.
     """
     rng = random.Random(seed)
     extra = extra or []
-    n_extra = cfg.batch_questions if not problems else round(cfg.batch_questions * cfg.extra_fraction) if extra else 0
     if not problems and not extra:
         raise ValueError("train_student needs problems to train on")
+    check_schedule(schedule)
     optimizer, scheduler = make_optimizer(model, cfg.rl, steps)
     history = []
     for step in range(steps):
+        n_extra = extra_count(step, cfg, schedule, curriculum_steps, len(problems), len(extra))
         batch = _draw(rng, extra, n_extra) + _draw(rng, problems, cfg.batch_questions - n_extra)
         groups = generator.generate([task.student_prompt(p["question"]) for p in batch], cfg.group_size,
                                     seed=rng.randrange(2**31))

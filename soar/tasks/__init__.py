@@ -26,6 +26,14 @@ class Task:
     stones), where the task can compute it (the toy world); None elsewhere."""
 
 
+def configured_task(cfg, tokenizer) -> Task:
+    """The task a config names (cfg.task), its prompts in the model's chat template when
+    cfg.chat_template is set (instruct models; the math task)."""
+    if cfg.chat_template and cfg.task != "math":
+        raise ValueError("chat_template applies to the math task only")
+    return load_task(cfg.task, tokenizer=tokenizer) if cfg.chat_template else load_task(cfg.task)
+
+
 def load_task(name: str, **kwargs) -> Task:
     """The task called `name`: "toy" (the built-in arithmetic world) or "math" (boxed-answer maths)."""
     if name == "toy":

@@ -1,0 +1,103 @@
+"""Does the grounded reward teach the teacher? Toy-world SOAR runs against a random-reward control.
+
+    python benchmarks/teacher_signal.py [--seeds 2] [--steps 20] [--eval-seeds 10] [--out runs/teacher_signal]
+
+For each seed, two runs with the same settings and seed: SOAR with the dense grounded reward
+(reward_metric "logprob": the change in log-probability of the Q_R reference answers) and the same
+loop with teacher_reward "random" (dataset rewards are uniform noise, no promotion). The toy world
+knows which teacher problems are useful stepping stones (correct, 1 or 2 carries), so the script
+prints their share in the teacher's output over the run, for both. Then, for every grounded run that
+promoted, `--eval-seeds` fresh students for each of SOAR-PQ, Base-T (as many untrained-teacher
+questions as PQ holds) and no-selection, and PS once: pass@32 on D_test (mean ± SD) and retention.
+Prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+
+from soar.baselines import FreshStudentConfig, base_t
+from soar.demo import toy_hard_set
+from soar.loop import SoarConfig, run
+from soar.protocols import no_selection, promoted_questions, promoted_student
+from soar.rl import RLConfig
+from soar.runs import read_jsonl
+from soar.tasks.toy import ToyConfig, build
+
+
+def mean_sd(xs: list[float]) -> str:
+    return f"{statistics.mean(xs):5.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:4.1f}" if xs else "  –"
+
+
+def stone_shares(run_dir: Path) -> list[float]:
+    return [m["questions/truth"]["stepping_stone"] for m in read_jsonl(run_dir / "metrics.jsonl")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--eval-seeds", type=int, default=10)
+    ap.add_argument("--teacher-lr", type=float, default=3e-5)
+    ap.add_argument("--tau", type=float, default=0.3, help="promotion threshold (nats of Q_R log-probability)")
+    ap.add_argument("--out", default="runs/teacher_signal")
+    args = ap.parse_args()
+    out = Path(args.out)
+    quiet = lambda *_: None  # noqa: E731
+    toy_dir = build(ToyConfig())
+    train, test = toy_hard_set(toy_dir, out / "hard_set", 256, 0)
+    easy = str(toy_dir / "easy.jsonl")
+    base_cfg = SoarConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="", outer_steps=args.steps,
+                          reward_metric="logprob", promotion_threshold=args.tau, retention=easy,
+                          teacher_rl=RLConfig(lr=args.teacher_lr, warmup_steps=2))
+    print(f"hard set {len(train)} train / {len(test)} test; {args.steps} outer steps, teacher lr {args.teacher_lr}, "
+          f"τ {args.tau}")
+    shares: dict[str, list[list[float]]] = {"grounded": [], "random": []}
+    runs = []
+    for seed in range(args.seeds):
+        for arm, change in (("grounded", {}), ("random", {"teacher_reward": "random"})):
+            cfg = dataclasses.replace(base_cfg, out=str(out / arm / f"seed{seed}"), seed=seed, **change)
+            t0 = time.time()
+            state = run(cfg, resume=(Path(cfg.out) / "state.json").exists())
+            shares[arm].append(stone_shares(Path(cfg.out)))
+            print(f"seed {seed} {arm:8s}: {len(state['promotions'])} promotions, {time.time() - t0:.0f}s")
+            if arm == "grounded":
+                runs.append((cfg, state))
+
+    third = max(1, args.steps // 3)
+    print("\nshare of useful stepping stones in the teacher's output (%), mean over seeds")
+    print(f"{'arm':10s} {'first third':>12s} {'last third':>11s}   per step")
+    for arm, per_seed in shares.items():
+        first = statistics.mean(100 * statistics.mean(s[:third]) for s in per_seed)
+        last = statistics.mean(100 * statistics.mean(s[-third:]) for s in per_seed)
+        steps = [statistics.mean(s[t] for s in per_seed) * 100 for t in range(len(per_seed[0]))]
+        print(f"{arm:10s} {first:12.1f} {last:11.1f}   " + " ".join(f"{x:.0f}" for x in steps))
+
+    print(f"\nfresh students over {args.eval_seeds} seeds (pass@32 on D_test, %)")
+    for cfg, state in runs:
+        if not state["promotions"]:
+            print(f"{cfg.out}: no promotion, no PQ or PS")
+            continue
+        fresh = FreshStudentConfig(model=str(toy_dir), hard_set=cfg.hard_set, out="", retention=easy)
+        arms: dict[str, list[dict]] = {"soar_pq": [], "base_t": [], "no_selection": []}
+        pq_size = len(read_jsonl(Path(cfg.out) / "promoted_questions.jsonl"))
+        for s in range(args.eval_seeds):
+            cell = lambda name: dataclasses.replace(fresh, out=str(Path(cfg.out) / "eval" / name / f"seed{s}"), seed=s)  # noqa: E731
+            arms["soar_pq"].append(promoted_questions(cfg, cell("soar_pq"), log=quiet))
+            arms["base_t"].append(base_t(cell("base_t"), pq_size, log=quiet))
+            arms["no_selection"].append(no_selection(cfg, cell("no_selection"), log=quiet))
+        ps = promoted_student(cfg, dataclasses.replace(fresh, out=str(Path(cfg.out) / "eval" / "soar_ps")), log=quiet)
+        print(f"{cfg.out}: {len(state['promotions'])} promotions, PQ {pq_size} questions")
+        for name, results in arms.items():
+            print(f"  {name:13s} pass@32 {mean_sd([r['pass_at_k']['32'] for r in results])}  "
+                  f"retention {statistics.mean(r['retention'] for r in results):.2f}  "
+                  f"per seed {[round(r['pass_at_k']['32'], 1) for r in results]}")
+        print(f"  {'soar_ps':13s} pass@32 {ps['pass_at_k']['32']:5.1f}  retention {ps['retention']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
