@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 from soar.baselines import FreshStudentConfig, base_t
 from soar.demo import toy_hard_set
 from soar.loop import SoarConfig, run
+from soar.models import set_threads
 from soar.protocols import no_selection, promoted_questions, promoted_student
 from soar.rl import RLConfig
 from soar.runs import read_jsonl
@@ -46,6 +48,7 @@ def main() -> None:
     ap.add_argument("--tau", type=float, default=0.3, help="promotion threshold (nats of Q_R log-probability)")
     ap.add_argument("--out", default="runs/teacher_signal")
     args = ap.parse_args()
+    set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
     out = Path(args.out)
     quiet = lambda *_: None  # noqa: E731
     toy_dir = build(ToyConfig())

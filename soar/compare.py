@@ -40,8 +40,10 @@ from soar.evaluation import PASS_KS
 from soar.loop import SoarConfig, run
 from soar.progress import log
 from soar.protocols import no_selection, promoted_questions, promoted_student, teacher_sampling
-from soar.runs import write_json
+from soar.diagnostics import question_stats
+from soar.runs import read_jsonl, write_json
 from soar.student import check_schedule
+from soar.tasks import load_task
 from soar.tasks.toy import ToyConfig
 
 LABELS = {"hard-only": "Hard-Only", "hard-only-4x": "Hard-Only, group ×4", "base-t": "Base-T",
@@ -148,6 +150,39 @@ def aggregate(cells: list[dict | None], score: str, ks: tuple[int, ...] = PASS_K
             "pass_at_k": pass_at_k, "retention": statistics.mean(retention) if retention else None}
 
 
+def questions_table(cells: dict[str, list[dict | None]]) -> str:
+    """Diagnostics of the extra questions each method trained on (SOAR_SPEC §9's diversity and
+    "structure vs correctness"), mean over the seeds that have them: count, Vendi score, duplicate
+    rate and, where the task knows the truth (toy world), the share well-formed, correct and useful
+    stepping stones. Methods without extra questions are left out; "" when none has any."""
+    lines = []
+    for method, method_cells in cells.items():
+        stats = [c["questions"] for c in method_cells if c and c.get("questions")]
+        if not stats:
+            continue
+        def mean(key, sub=None):
+            values = [(s.get(sub) or {}).get(key) if sub else s.get(key) for s in stats]
+            values = [v for v in values if v is not None]
+            return statistics.mean(values) if values else None
+        pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
+        lines.append(f"| {LABELS.get(method, method)} | {mean('count'):.0f} | {mean('vendi'):.1f} | "
+                     f"{pct(mean('duplicate_rate'))} | {pct(mean('well_formed', 'truth'))} | "
+                     f"{pct(mean('correct', 'truth'))} | {pct(mean('stepping_stone', 'truth'))} | {len(stats)} |")
+    if not lines:
+        return ""
+    header = ("| method | questions | Vendi | duplicates (%) | well-formed (%) | correct (%) | stepping stones (%) | seeds |\n"
+              "|---|---|---|---|---|---|---|---|")
+    return header + "\n" + "\n".join(lines) + "\n"
+
+
+def question_diagnostics(problems: list[dict], truth=None) -> dict:
+    """question_stats of a set of problems, with the task's truth about them when it has one."""
+    stats = question_stats([p["question"] for p in problems])
+    if truth is not None:
+        stats["truth"] = truth(problems)
+    return stats
+
+
 def format_mean_sd(mean: float, sd: float | None) -> str:
     return f"{mean:.1f}" if sd is None else f"{mean:.1f} ± {sd:.1f}"
 
@@ -191,13 +226,15 @@ def csv_table(rows: dict[str, dict], ks: tuple[int, ...] = PASS_KS) -> str:
     return buf.getvalue()
 
 
+def read_cells(out: Path, methods: list[str], seeds: int) -> dict[str, list[dict | None]]:
+    """The finished cells of each method (out/<method>/seed<S>/result.json), None where not run."""
+    paths = {m: [out / m / f"seed{s}" / "result.json" for s in range(seeds)] for m in methods}
+    return {m: [json.loads(p.read_text()) if p.exists() else None for p in ps] for m, ps in paths.items()}
+
+
 def collect(out: Path, methods: list[str], seeds: int, score: str) -> dict[str, dict]:
-    """Aggregate the finished cells of each method (out/<method>/seed<S>/result.json)."""
-    rows = {}
-    for method in methods:
-        paths = [out / method / f"seed{s}" / "result.json" for s in range(seeds)]
-        rows[method] = aggregate([json.loads(p.read_text()) if p.exists() else None for p in paths], score)
-    return rows
+    """Aggregate the finished cells of each method."""
+    return {m: aggregate(cells, score) for m, cells in read_cells(out, methods, seeds).items()}
 
 
 def plot_pass_at_k(rows: dict[str, dict], path: Path) -> None:
@@ -238,6 +275,11 @@ def write_tables(cfg: CompareConfig, rows: dict[str, dict]) -> str:
             "Retention: greedy accuracy on easy problems (toy world: carry-free), mean over seeds. "
             f"{NO_PROMOTION}: the method's SOAR run promoted no student, so it has no PQ, PS or "
             "no-selection result.", "", "![pass@k](compare_pass_at_k.png)", ""]
+    questions = questions_table(read_cells(out, cfg.methods, cfg.seeds))
+    if questions:
+        text += ["## The questions each method trained on", "",
+                 "Mean over seeds; Vendi score over character n-gram TF-IDF embeddings (1 = all identical).", "",
+                 questions]
     (out / "compare.md").write_text("\n".join(text))
     (out / "compare.csv").write_text(csv_table(rows))
     plot_pass_at_k(rows, out / "compare_pass_at_k.png")
@@ -314,6 +356,7 @@ def run_cells(cfg: CompareConfig) -> None:
         return teacher_sampling(run_cfg.out, student, cfg.num_questions, soar.teacher_max_new_tokens,
                                 soar.max_teacher_rounds)
 
+    truth = load_task("toy").truth if cfg.task == "toy" else None  # what the toy world knows of questions
     cells = [(method, seed) for seed in range(cfg.seeds) for method in cfg.methods]
     for i, (method, seed) in enumerate(cells, 1):
         cell = out / method / f"seed{seed}"
@@ -325,6 +368,10 @@ def run_cells(cfg: CompareConfig) -> None:
         result = run_cell(method, seed, cell)
         row = {"method": method, "seed": seed,
                **(result if result is not None else {"pass_at_k": None, "status": "no promotion"})}
+        trained_on = cell / "teacher_questions.jsonl" if method != "soar-pq" else \
+            out / "runs" / "soar" / f"seed{seed}" / "promoted_questions.jsonl"
+        if result is not None and trained_on.exists():
+            row["questions"] = question_diagnostics(read_jsonl(trained_on), truth)
         write_json(cell / "result.json", row)
         k = None if result is None else max(result["pass_at_k"], key=int)
         summary = NO_PROMOTION if result is None else f"pass@{k} {result['pass_at_k'][k]:.1f}% (final)"

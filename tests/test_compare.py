@@ -86,9 +86,11 @@ def test_compare_end_to_end_resumes_and_reproduces(tiny_toy, tmp_path, capsys):
             cell = json.loads((out / method / f"seed{seed}" / "result.json").read_text())
             assert (cell["method"], cell["seed"]) == (method, seed) and set(cell["pass_at_k"]) == {"1", "4"}
     assert sorted(p.name for p in (out / "runs" / "soar").iterdir()) == ["seed0", "seed1"]  # one run per seed
-    md = (out / "compare.md").read_text()
+    md, questions = (out / "compare.md").read_text().split("## The questions each method trained on")
     assert [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| ") and "---" not in line] == \
         ["| method", "| Hard-Only", "| SOAR-PQ", "| SOAR-PS"]
+    # Only PQ trained on extra questions: the 4 of the one promoted dataset per seed.
+    assert [line.split(" | ")[:2] for line in questions.splitlines() if line.startswith("| S")] == [["| SOAR-PQ", "4"]]
     assert "| Hard-Only |" in capsys.readouterr().out
     rows = list(csv.DictReader((out / "compare.csv").open()))
     assert [r["method"] for r in rows] == ["hard-only", "soar-pq", "soar-ps"] and all(r["seeds"] == "2" for r in rows)
@@ -113,3 +115,19 @@ def test_compare_end_to_end_resumes_and_reproduces(tiny_toy, tmp_path, capsys):
     assert main(["compare", "--out", str(out), "--seeds", "2", "--methods", "hard-only", "soar-pq", "--collect-only"]) == 0
     assert f"| SOAR-PQ | {NO_PROMOTION} |" in (out / "compare.md").read_text()
     assert not (out / "soar-pq" / "seed1").exists()
+
+
+def test_questions_table_means_over_seeds_and_skips_methods_without_questions():
+    from soar.compare import question_diagnostics, questions_table
+    from soar.diagnostics import toy_truth_stats
+
+    same = question_diagnostics([{"question": "0001+0002=", "answer": "00003"}] * 4, toy_truth_stats)
+    assert same["vendi"] == pytest.approx(1.0) and same["duplicate_rate"] == 0.75
+    mixed = question_diagnostics([{"question": "0471+3852=", "answer": "04323"},
+                                  {"question": "12+3=", "answer": "015"}], toy_truth_stats)
+    table = questions_table({"hard-only": [{"pass_at_k": {}}], "intrinsic-t": [{"questions": same}, {"questions": mixed}]})
+    lines = table.strip().splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| Intrinsic-T | 3 |")
+    # stepping stones: 0 % (seed 0) and 50 % (seed 1) -> 25.0; well-formed 100 % and 50 % -> 75.0
+    assert "| 75.0 |" in lines[2] and lines[2].endswith("| 25.0 | 2 |")
+    assert questions_table({"hard-only": [None]}) == ""
