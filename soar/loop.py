@@ -196,8 +196,6 @@ def check(cfg: SoarConfig) -> None:
             raise ValueError(f"{name} must be one of {allowed}, not {getattr(cfg, name)!r}")
     if cfg.group_size < 2:
         raise ValueError("group_size (g) must be at least 2: the teacher's RLOO compares datasets")
-    if cfg.chat_template and cfg.task != "math":
-        raise ValueError("chat_template applies to the math task only")
 
 
 def run(cfg: SoarConfig, resume: bool = False) -> dict:
