@@ -80,6 +80,8 @@ def main() -> None:
         steps = [statistics.mean(s[t] for s in per_seed) * 100 for t in range(len(per_seed[0]))]
         print(f"{arm:10s} {first:12.1f} {last:11.1f}   " + " ".join(f"{x:.0f}" for x in steps))
 
+    if args.eval_seeds < 1:
+        return
     print(f"\nfresh students over {args.eval_seeds} seeds (pass@32 on D_test, %)")
     for cfg, state in runs:
         if not state["promotions"]:
