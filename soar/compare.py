@@ -251,9 +251,11 @@ def plot_pass_at_k(rows: dict[str, dict], path: Path) -> None:
         mean = [row["pass_at_k"][k][0] for k in ks]
         sd = [row["pass_at_k"][k][1] or 0.0 for k in ks]
         line, = ax.plot([int(k) for k in ks], mean, "o-", ms=3, label=f"{LABELS[method]} (n={row['seeds']})")
-        ax.fill_between([int(k) for k in ks], [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
+        ax.fill_between([int(k) for k in ks], [max(0.0, m - s) for m, s in zip(mean, sd)],
+                        [min(100.0, m + s) for m, s in zip(mean, sd)],
                         color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xscale("log", base=2)
+    ax.set_xticks(PASS_KS, [str(k) for k in PASS_KS])
     ax.set_xlabel("k")
     ax.set_ylabel("pass@k on D_test (%)")
     ax.legend(fontsize=8)
