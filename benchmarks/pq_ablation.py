@@ -6,7 +6,8 @@ For toy-world SOAR runs: pools the promoted questions of the given runs and trai
 (the PQ protocol: D_train plus the extra problems, the run's hard set) on three versions of the pool,
 all with the teacher's answers as written: every promoted question (PQ), only those whose answer is
 correct, and only the useful stepping stones (correct, 1-2 carries). Prints pass@32 on D_test
-(mean ± SD over seeds) and retention. Prints figures, asserts nothing.
+(mean ± SD over seeds) and retention, after the pool's correct/all counts by number of carries.
+Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def main() -> None:
                 "stepping stones only": [p for p, t in zip(pool, truth) if t["stepping_stone"]]}
     fresh = FreshStudentConfig(model=config["model"], hard_set=config["hard_set"], out="", retention=config["retention"])
     quiet = lambda *_: None  # noqa: E731
-    print(f"{len(args.runs)} run(s), {len(pool)} promoted questions")
+    print(f"{len(args.runs)} run(s), {len(pool)} promoted questions; by carries (correct answers / all):")
+    print("  " + "  ".join(f"{c}: {sum(t['correct'] for t in truth if t['carries'] == c)}/"
+                           f"{sum(t['carries'] == c for t in truth)}" for c in sorted({t['carries'] for t in truth})))
     print(f"{'version':22s} {'count':>5s}  pass@32 (mean ± SD)  retention  per seed")
     for i, (name, extra) in enumerate(versions.items()):
         if not extra:

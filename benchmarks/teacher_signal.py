@@ -6,7 +6,8 @@ For each seed, two runs with the same settings and seed: SOAR with the dense gro
 (reward_metric "logprob": the change in log-probability of the Q_R reference answers) and the same
 loop with teacher_reward "random" (dataset rewards are uniform noise, no promotion). The toy world
 knows which teacher problems are useful stepping stones (correct, 1 or 2 carries), so the script
-prints their share in the teacher's output over the run, for both. Then, for every grounded run that
+prints their share in the teacher's output over the run, for both, and per run the share of correct
+teacher answers and the baseline student's retention at the end. Then, for every grounded run that
 promoted, `--eval-seeds` fresh students for each of SOAR-PQ, Base-T (as many untrained-teacher
 questions as PQ holds) and no-selection, and PS once: pass@32 on D_test (mean ± SD) and retention.
 Prints figures, asserts nothing.
@@ -35,8 +36,9 @@ def mean_sd(xs: list[float]) -> str:
     return f"{statistics.mean(xs):5.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:4.1f}" if xs else "  –"
 
 
-def stone_shares(run_dir: Path) -> list[float]:
-    return [m["questions/truth"]["stepping_stone"] for m in read_jsonl(run_dir / "metrics.jsonl")]
+def truth_by_step(run_dir: Path, key: str) -> list[float]:
+    """A toy-truth share (stepping_stone, correct) of the teacher's questions at every outer step."""
+    return [m["questions/truth"][key] for m in read_jsonl(run_dir / "metrics.jsonl")]
 
 
 def main() -> None:
@@ -66,8 +68,13 @@ def main() -> None:
             cfg = dataclasses.replace(base_cfg, out=str(out / arm / f"seed{seed}"), seed=seed, **change)
             t0 = time.time()
             state = run(cfg, resume=(Path(cfg.out) / "state.json").exists())
-            shares[arm].append(stone_shares(Path(cfg.out)))
-            print(f"seed {seed} {arm:8s}: {len(state['promotions'])} promotions, {time.time() - t0:.0f}s")
+            shares[arm].append(truth_by_step(Path(cfg.out), "stepping_stone"))
+            correct = truth_by_step(Path(cfg.out), "correct")
+            third = max(1, args.steps // 3)
+            retention = read_jsonl(Path(cfg.out) / "metrics.jsonl")[-1]["student/retention"]
+            print(f"seed {seed} {arm:8s}: {len(state['promotions'])} promotions, teacher answers correct "
+                  f"{100 * statistics.mean(correct[:third]):.0f}% -> {100 * statistics.mean(correct[-third:]):.0f}% "
+                  f"(first -> last third), baseline retention at the end {retention:.2f}, {time.time() - t0:.0f}s")
             if arm == "grounded":
                 runs.append((cfg, state))
 

@@ -39,8 +39,9 @@ from soar.baselines import FreshStudentConfig, fresh_student
 from soar.evaluation import PASS_KS
 from soar.loop import SoarConfig, run
 from soar.progress import log
-from soar.protocols import no_selection, promoted_questions, promoted_student, teacher_sampling
 from soar.diagnostics import question_stats
+from soar.protocols import no_selection, promoted_questions, promoted_student, teacher_sampling
+from soar.report import plot_pass_at_k
 from soar.runs import read_jsonl, write_json
 from soar.student import check_schedule
 from soar.tasks import load_task
@@ -237,33 +238,6 @@ def collect(out: Path, methods: list[str], seeds: int, score: str) -> dict[str, 
     return {m: aggregate(cells, score) for m, cells in read_cells(out, methods, seeds).items()}
 
 
-def plot_pass_at_k(rows: dict[str, dict], path: Path) -> None:
-    """pass@k curves, mean over seeds with a ±SD band, k on a log scale."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for method, row in rows.items():
-        if not row["pass_at_k"]:
-            continue
-        ks = sorted(row["pass_at_k"], key=int)
-        mean = [row["pass_at_k"][k][0] for k in ks]
-        sd = [row["pass_at_k"][k][1] or 0.0 for k in ks]
-        line, = ax.plot([int(k) for k in ks], mean, "o-", ms=3, label=f"{LABELS[method]} (n={row['seeds']})")
-        ax.fill_between([int(k) for k in ks], [max(0.0, m - s) for m, s in zip(mean, sd)],
-                        [min(100.0, m + s) for m, s in zip(mean, sd)],
-                        color=line.get_color(), alpha=0.15, lw=0)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(PASS_KS, [str(k) for k in PASS_KS])
-    ax.set_xlabel("k")
-    ax.set_ylabel("pass@k on D_test (%)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def write_tables(cfg: CompareConfig, rows: dict[str, dict]) -> str:
     """compare.md, compare.csv and compare_pass_at_k.png in cfg.out; returns the Markdown table."""
     out = Path(cfg.out)
@@ -284,7 +258,8 @@ def write_tables(cfg: CompareConfig, rows: dict[str, dict]) -> str:
                  questions]
     (out / "compare.md").write_text("\n".join(text))
     (out / "compare.csv").write_text(csv_table(rows))
-    plot_pass_at_k(rows, out / "compare_pass_at_k.png")
+    plot_pass_at_k({f"{LABELS[m]} (n={row['seeds']})": row["pass_at_k"] for m, row in rows.items() if row["pass_at_k"]},
+                   out / "compare_pass_at_k.png")
     return table
 
 

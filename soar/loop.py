@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import shutil
 import time
 import typing
 from dataclasses import dataclass, field
@@ -47,12 +46,12 @@ from soar.diagnostics import question_stats
 from soar.evaluation import count_correct, greedy_accuracy, reward_accuracy
 from soar.executors import InnerLoop, make_executor
 from soar.generation import GenerationConfig, make_generator
-from soar.lora import LoraSettings, add_adapter, is_lora, load_weights
+from soar.lora import LoraSettings, add_adapter, load_weights
 from soar.models import frozen_copy, load_model, load_tokenizer, resolve_device
 from soar.progress import log
 from soar.promotion import dataset_advantages, learnability, promotion_check
 from soar.rl import RLConfig, make_optimizer, rloo_step
-from soar.runs import append_jsonl, read_jsonl, read_problems, write_json, write_jsonl
+from soar.runs import append_jsonl, load_checkpoint, read_problems, save_checkpoint, truncate_logs, write_json, write_jsonl
 from soar.student import StudentConfig
 from soar.tasks import configured_task
 
@@ -317,54 +316,3 @@ def teacher_questions_with_samples(generator, task, cfg: SoarConfig, step: int):
     count = cfg.group_size * cfg.dataset_size
     seed = random.Random(f"{cfg.seed}/{step}/teacher").randrange(2**31)
     return teacher_questions(generator, task, count, seed, cfg.teacher_max_new_tokens, cfg.max_teacher_rounds)
-
-
-# ---------------------------------------------------------------- checkpoints and resume
-
-def save_checkpoint(out: Path, state: dict, teacher, optimizer, scheduler, baseline_student) -> None:
-    """Write checkpoint ckpt_<step>/, then point state.json at it (an atomic rename), then drop older ones.
-
-    A kill at any moment leaves state.json naming a complete checkpoint.
-    """
-    name = f"ckpt_{state['step']:04d}"
-    tmp = out / f".{name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    teacher.save_pretrained(tmp / "teacher")
-    baseline_student.save_pretrained(tmp / "baseline_student")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "teacher_optimizer.pt")
-    shutil.rmtree(out / name, ignore_errors=True)
-    tmp.rename(out / name)
-    write_json(out / "state.json", {**state, "checkpoint": name})
-    for old in out.glob("ckpt_*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def load_checkpoint(out: Path, teacher, optimizer, scheduler, baseline_student) -> dict:
-    import json
-
-    from safetensors.torch import load_file
-
-    state = json.loads((out / "state.json").read_text())
-    ckpt = out / state.pop("checkpoint")
-    if is_lora(teacher):
-        from peft import set_peft_model_state_dict
-        set_peft_model_state_dict(teacher, load_file(ckpt / "teacher" / "adapter_model.safetensors"))
-    else:
-        teacher.load_state_dict(load_file(ckpt / "teacher" / "model.safetensors"), strict=False)
-    baseline_student.load_state_dict(load_file(ckpt / "baseline_student" / "model.safetensors"), strict=False)
-    opt = torch.load(ckpt / "teacher_optimizer.pt", weights_only=True)
-    optimizer.load_state_dict(opt["optimizer"])
-    scheduler.load_state_dict(opt["scheduler"])
-    return state
-
-
-def truncate_logs(out: Path, step: int) -> None:
-    """Drop log lines and promoted students of steps >= `step` (a run killed before its checkpoint landed)."""
-    for path in (out / "promoted").glob("step_*"):
-        if int(path.name.split("_")[1]) >= step:
-            shutil.rmtree(path)
-    for name in ("metrics.jsonl", "promoted_questions.jsonl"):
-        path = out / name
-        if path.exists():
-            write_jsonl(path, [row for row in read_jsonl(path) if row["step"] < step])

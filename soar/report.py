@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from soar.diagnostics import toy_truth_stats
+from soar.evaluation import PASS_KS
 from soar.runs import read_jsonl
 
 ARM_LABELS = {"base": "base model", "hard_only": "Hard-Only", "base_t": "Base-T", "no_selection": "no selection",
@@ -42,17 +43,23 @@ def plot_teacher(metrics: list[dict], shares: list[float] | None, path: Path) ->
     plt.close(fig)
 
 
-def plot_pass_at_k(pass_at_k: dict[str, dict | None], path: Path) -> None:
+def plot_pass_at_k(curves: dict[str, dict[str, tuple[float, float | None]]], path: Path) -> None:
+    """pass@k curves: {label: {k: (mean, SD or None)}}, with a ±SD band where given, k on a log scale."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for arm, values in pass_at_k.items():
-        if values:
-            ks = sorted(values, key=int)
-            ax.plot([int(k) for k in ks], [values[k] for k in ks], "o-", ms=3, label=ARM_LABELS.get(arm, arm))
+    for label, points in curves.items():
+        ks = sorted(points, key=int)
+        mean = [points[k][0] for k in ks]
+        sd = [points[k][1] or 0.0 for k in ks]
+        line, = ax.plot([int(k) for k in ks], mean, "o-", ms=3, label=label)
+        if any(sd):
+            ax.fill_between([int(k) for k in ks], [max(0.0, m - s) for m, s in zip(mean, sd)],
+                            [min(100.0, m + s) for m, s in zip(mean, sd)], color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xscale("log", base=2)
+    ax.set_xticks([int(k) for k in PASS_KS], [str(k) for k in PASS_KS])
     ax.set_xlabel("k")
     ax.set_ylabel("pass@k on D_test (%)")
     ax.legend(fontsize=8)
@@ -67,7 +74,8 @@ def write_report(out: Path, summary: dict, run_dir: Path, toy: bool) -> Path:
     shares = stepping_stone_share(run_dir) if toy and metrics else None
     if metrics:
         plot_teacher(metrics, shares, out / "teacher_reward.png")
-    plot_pass_at_k(summary["pass_at_k"], out / "pass_at_k.png")
+    plot_pass_at_k({ARM_LABELS.get(arm, arm): {k: (v, None) for k, v in values.items()}
+                    for arm, values in summary["pass_at_k"].items() if values}, out / "pass_at_k.png")
     lines = ["# SOAR demo report", "",
              f"Seed {summary['seed']}, {summary['outer_steps']} outer steps, {summary['promotions']} promotion(s), "
              f"hard set {summary['hard_set']['train']} train / {summary['hard_set']['test']} test, "

@@ -30,6 +30,7 @@ vLLM is imported inside functions only, so this module imports without it (CPU m
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -82,6 +83,9 @@ def needs_push(held: tuple | None, owner: int, version: int) -> bool:
     """Whether an engine holding `held` = (owner id, version) must be sent `owner`'s weights at `version`."""
     return held != (owner, version)
 
+
+_LORA_IDS = itertools.count(1)
+"""Integer ids of LoRA requests, unique in this process."""
 
 _ENGINES: dict[str, dict] = {}
 """Shared engines by model directory: {"llm": vllm.LLM, "held": (id(model), version) of the weights in it}."""
@@ -158,7 +162,6 @@ class VLLMGenerator:
         self.is_lora = hasattr(model, "peft_config")  # PEFT models, whatever their class
         self.synced_version: int | None = None  # None: the engine has not seen `model` yet
         self.lora_request = None
-        self.lora_ids = 0
         self.adapter_dir: Path | None = None
         self.tmp = tempfile.TemporaryDirectory(prefix="soar-lora-") if self.is_lora else None
 
@@ -202,9 +205,8 @@ class VLLMGenerator:
 
             previous, self.adapter_dir = self.adapter_dir, Path(self.tmp.name) / f"v{adapter}"
             self.model.save_pretrained(self.adapter_dir)
-            self.lora_ids += 1  # vLLM caches adapters by integer id: a new id makes it load the new files
             self.lora_request = LoRARequest(lora_name=adapter_name(self.model, adapter),
-                                            lora_int_id=id(self) % 10**6 * 1000 + self.lora_ids,
+                                            lora_int_id=next(_LORA_IDS),  # a new id: vLLM caches adapters by id
                                             lora_path=str(self.adapter_dir))
             if previous is not None:  # no request names the old adapter again
                 shutil.rmtree(previous)

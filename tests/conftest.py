@@ -17,6 +17,20 @@ def tiny_toy(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def one_carry_hard_set(toy_world, tmp_path_factory):
+    """A hard-set directory whose D_train is the toy world's 1-carry curriculum problems (true answers):
+    the base student solves ~2% of samples, so training on a few of them moves Acc within K steps."""
+    from soar.runs import read_problems, write_jsonl
+    from soar.tasks.toy import problem_truth
+
+    rows = [r for r in read_problems(toy_world / "oracle_curriculum.jsonl")
+            if problem_truth(r["question"], r["answer"])["carries"] == 1]
+    path = tmp_path_factory.mktemp("one_carry")
+    write_jsonl(path / "train.jsonl", rows)
+    return path
+
+
+@pytest.fixture(scope="session")
 def toy_world():
     """The default toy world, built once (about 3 minutes on 2 cores) and cached like a user's."""
     from soar.tasks.toy import ToyConfig, build

@@ -6,26 +6,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from soar.loop import SoarConfig, draw_reward_questions, inner_seed, run
-from soar.runs import read_jsonl, read_problems, write_jsonl
-from soar.student import StudentConfig
+from soar.runs import read_jsonl, read_problems
 from soar.tasks import load_task
-from soar.tasks.toy import problem_truth
-
-
-@pytest.fixture(scope="module")
-def one_carry_hard_set(toy_world, tmp_path_factory):
-    """D_train of 1-carry problems: the base student solves ~2% of samples, so Acc can move in K steps."""
-    rows = [r for r in read_problems(toy_world / "oracle_curriculum.jsonl")
-            if problem_truth(r["question"], r["answer"])["carries"] == 1]
-    path = tmp_path_factory.mktemp("hard")
-    write_jsonl(path / "train.jsonl", rows)
-    return path
 
 
 def small_config(toy_world, hard_set, out, **kw) -> SoarConfig:

@@ -1,7 +1,6 @@
 """Pure-function tests for RLOO, the policy-gradient loss, masks and pass@k, plus one real RLOO step."""
 
 import itertools
-import random
 from math import comb
 
 import pytest
