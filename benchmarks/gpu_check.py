@@ -1,6 +1,6 @@
 """GPU check: SOAR's phases timed with the HF and vLLM generation backends on one GPU (a few minutes).
 
-    python benchmarks/gpu_check.py [--shape toy|1b|3b] [--backends hf vllm]
+    python benchmarks/gpu_check.py [--shape toy|1b|3b] [--backends hf vllm] [--loop-steps 2]
 
 Builds a random-weight Llama (the toy world's size, or Llama-3.2-1B / 3B dimensions) with the toy
 world's character tokenizer, so nothing is downloaded, saves it to a temporary directory, and times
@@ -15,25 +15,39 @@ It prints seconds, completion tokens per second and the peak of torch.cuda.max_m
 phase (the vLLM engine runs in this process, so its weights and KV cache count too). Random weights
 seldom emit eos, so completions run to the token limit. The 1b and 3b shapes train with gradient
 checkpointing and short student completions, so that one unbatched RLOO step fits next to the engine.
+
+Then, with each backend, a short real SOAR run (`soar.loop.run`, the `soar train` defaults) on the
+toy world, which is built first when it is not cached (a model with random weights writes no valid
+teacher problems, so it cannot drive the loop). D_train is the toy world's first 128 hard candidates,
+unfiltered: the run is timed, not judged. It prints each outer step's phases from metrics.jsonl, the
+engine's weight pushes and the peak of GPU memory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import importlib.util
+import json
 import random
+import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from typing import Literal
 
+from pathlib import Path
+
 import torch
 import tyro
 
+import soar.vllm_generation
 from soar.generation import GenerationConfig, make_generator
+from soar.loop import SoarConfig, run
 from soar.models import frozen_copy
 from soar.rl import RLConfig, make_optimizer, rloo_step
+from soar.runs import read_problems, write_jsonl
 from soar.tasks import toy
 
 LLAMA_3_2 = dict(vocab_size=128256, intermediate_size=8192, num_key_value_heads=8, rope_theta=500000.0,
@@ -65,6 +79,10 @@ class Args:
     """Share of the GPU's memory the vLLM engine may take."""
     seed: int = 0
     """Seed of the weights, prompts, rewards and samples."""
+    loop_steps: int = 2
+    """Outer steps of the real SOAR run on the toy world per backend (0: skip it)."""
+    enforce_eager: bool = False
+    """vLLM: no torch.compile or CUDA graphs (a faster engine start, slower decoding)."""
 
 
 def timed(fn):
@@ -87,7 +105,6 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit(f"gpu_check needs a CUDA GPU, and torch.cuda.is_available() is False here "
                  f"(torch {torch.__version__}). Run it on a GPU machine: python benchmarks/gpu_check.py")
-    from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging
 
     logging.disable_progress_bar()
@@ -98,6 +115,16 @@ def main() -> None:
     backends = [b for b in args.backends if b == "hf" or has_vllm]
     if len(backends) < len(args.backends):
         print("vllm is not installed (pip install 'soar-rl[gpu]'): timing the hf backend only")
+    phase_check(backends, args)
+    soar.vllm_generation.release_engines()  # the random-weight model's engine
+    for backend in backends if args.loop_steps else []:
+        loop_check(backend, args)
+
+
+def phase_check(backends: list[str], args: Args) -> None:
+    """Time each phase on a random-weight model of args.shape with every backend; prints a table."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     llama, teacher_tokens, student_tokens, checkpointing = SHAPES[args.shape]
     teacher_tokens = args.teacher_tokens or teacher_tokens
     student_tokens = args.student_tokens or student_tokens
@@ -128,7 +155,8 @@ def main() -> None:
         tokenizer.save_pretrained(model_dir)
         for backend in backends:
             cfg = GenerationConfig(backend=backend, max_new_tokens=student_tokens, batch_size=256,
-                                   gpu_memory_utilization=args.gpu_memory_utilization)
+                                   gpu_memory_utilization=args.gpu_memory_utilization,
+                                   enforce_eager=args.enforce_eager)
             gen = make_generator(model, tokenizer, cfg, model_dir)
             torch.cuda.empty_cache()
             if backend == "vllm":
@@ -158,6 +186,44 @@ def main() -> None:
     print(f"\n{'phase':<40} {'backend':<8} {'seconds':>8} {'tokens/s':>10} {'peak GiB':>9}")
     for phase, backend, s, tps, mem in rows:
         print(f"{phase:<40} {backend:<8} {s:8.2f} {'' if tps is None else f'{tps:10.0f}':>10} {mem:9.2f}")
+
+
+def loop_check(backend: str, args: Args) -> None:
+    """A short SOAR run on the toy world with `backend`; prints its outer steps' phase times."""
+    pushes = []  # seconds of each weight push into the engine
+    push = soar.vllm_generation.push_weights
+
+    def timed_push(llm, weights):
+        _, s, _ = timed(lambda: push(llm, weights))
+        pushes.append(s)
+
+    soar.vllm_generation.push_weights = timed_push
+    toy_dir = toy.build(toy.ToyConfig())
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory(prefix="soar-gpu-loop-") as tmp:
+        write_jsonl(Path(tmp) / "hard" / "train.jsonl", read_problems(toy_dir / "hard_candidates.jsonl")[:128])
+        cfg = SoarConfig(model=str(toy_dir), hard_set=str(Path(tmp) / "hard"), out=str(Path(tmp) / "run"),
+                         outer_steps=args.loop_steps, seed=args.seed, device="cuda")
+        cfg.generation = dataclasses.replace(cfg.generation, backend=backend, enforce_eager=args.enforce_eager,
+                                             gpu_memory_utilization=args.gpu_memory_utilization)
+        t0 = time.perf_counter()
+        run(cfg)
+        seconds = time.perf_counter() - t0
+        steps = [json.loads(line) for line in open(Path(tmp) / "run" / "metrics.jsonl")]
+    soar.vllm_generation.push_weights = push
+    soar.vllm_generation.release_engines()
+    phases = list(steps[0]["time"])
+    print(f"\nSOAR on the toy world, {backend} backend (g={cfg.group_size} n={cfg.dataset_size} "
+          f"r={cfg.num_repeats} K={cfg.inner_steps} M={cfg.num_reward_questions}): {seconds:.1f}s for "
+          f"{len(steps)} outer steps, engine start included; peak GPU memory "
+          f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    print(f"{'step':<6}" + "".join(f"{p:>20}" for p in phases) + f"{'total':>10}")
+    for m in steps:
+        print(f"{m['step']:<6}" + "".join(f"{m['time'][p]:20.2f}" for p in phases) + f"{sum(m['time'].values()):10.2f}")
+    if backend == "vllm":
+        print(f"weight pushes into the engine: {len(pushes)}, {sum(pushes):.2f}s in all "
+              f"(median {statistics.median(pushes) if pushes else 0:.3f}s)")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,27 @@ def add_adapter(model, settings: LoraSettings, seed: int = 0):
         return get_peft_model(model, config)
 
 
+def is_adapter_dir(path: str) -> bool:
+    """Whether `path` is a LoRA checkpoint (a PEFT adapter directory) rather than a full model."""
+    from pathlib import Path
+
+    return (Path(path) / "adapter_config.json").exists()
+
+
+def merge_adapter_dir(adapter_dir: str, out_dir: str) -> str:
+    """Write a LoRA checkpoint out as a full model (its base with the adapter merged) in `out_dir`.
+
+    For engines that serve full weights only, such as vLLM sampling from a LoRA teacher checkpoint.
+    """
+    try:
+        from peft import AutoPeftModelForCausalLM
+    except ImportError as e:
+        raise ImportError(f"{adapter_dir} is a LoRA adapter, which needs PEFT: pip install 'soar-rl[lora]'") from e
+
+    AutoPeftModelForCausalLM.from_pretrained(adapter_dir).merge_and_unload().save_pretrained(out_dir)
+    return out_dir
+
+
 def is_lora(model) -> bool:
     return hasattr(model, "peft_config")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from soar.baselines import FreshStudentConfig, fresh_student, teacher_questions
 from soar.evaluation import evaluate_pass_at_k, greedy_accuracy
 from soar.generation import make_generator
 from soar.loop import SoarConfig, inner_seed
+from soar.lora import is_adapter_dir, merge_adapter_dir
+from soar.vllm_generation import release_engines
 from soar.models import frozen_copy, load_model, load_tokenizer, resolve_device
 from soar.progress import log
 from soar.runs import read_jsonl, read_problems, write_json, write_jsonl
@@ -83,10 +86,16 @@ def teacher_sampling(teacher: str | Path, eval_cfg: FreshStudentConfig, num_ques
     tokenizer = load_tokenizer(eval_cfg.model)
     task = configured_task(eval_cfg, tokenizer)
     path = teacher_model_dir(teacher)
-    generator = make_generator(load_model(path, resolve_device(eval_cfg.device)), tokenizer, eval_cfg.generation, path)
-    questions, _, rejected = teacher_questions(generator, task, num_questions, eval_cfg.seed,
-                                               teacher_max_new_tokens, max_rounds)
-    del generator
+    with tempfile.TemporaryDirectory(prefix="soar-teacher-") as merged:
+        weights = path
+        if eval_cfg.generation.backend == "vllm" and is_adapter_dir(path):
+            weights = merge_adapter_dir(path, merged)  # the engine serves full weights
+        generator = make_generator(load_model(weights, resolve_device(eval_cfg.device)), tokenizer,
+                                   eval_cfg.generation, weights)
+        questions, _, rejected = teacher_questions(generator, task, num_questions, eval_cfg.seed,
+                                                   teacher_max_new_tokens, max_rounds)
+        del generator
+        release_engines()  # a vLLM teacher's engine (none with HF): the fresh student gets the GPU
     write_jsonl(Path(eval_cfg.out) / "teacher_questions.jsonl", questions)
     log(f"teacher sampling: {num_questions} questions from {path} (rejected: {rejected})")
     result = fresh_student(eval_cfg, extra=questions, log=log)

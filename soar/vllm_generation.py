@@ -30,6 +30,7 @@ vLLM is imported inside functions only, so this module imports without it (CPU m
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import random
@@ -91,6 +92,22 @@ _ENGINES: dict[str, dict] = {}
 """Shared engines by model directory: {"llm": vllm.LLM, "held": (id(model), version) of the weights in it}."""
 
 
+def release_engines() -> None:
+    """Shut down every shared engine and free its GPU memory (a later generate starts a new one)."""
+    if not _ENGINES:
+        return
+    import gc
+
+    from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+    for shared in _ENGINES.values():
+        shared["llm"].llm_engine.engine_core.shutdown()
+    _ENGINES.clear()
+    gc.collect()
+    cleanup_dist_env_and_memory()  # vLLM's own teardown: its process group, then torch.cuda.empty_cache
+    torch.cuda.empty_cache()
+
+
 def adapter_name(model, version: int) -> str:
     """The name of `model`'s LoRA adapter at weights version `version`, unique per model and version."""
     return f"soar-{id(model)}-v{version}"
@@ -120,7 +137,7 @@ def to_samples(prompt_ids: list[list[int]], outputs: list[list], tokenizer, eos_
 def push_weights(llm, weights: list[tuple[str, torch.Tensor]]) -> None:
     """Copy full (HF-named) weights into the engine's parameters in place.
 
-    The version-specific bit: the worker's `model_runner.model.load_weights`, as in vLLM's RLHF examples
+    The version-specific bit: the worker's `model_runner.get_model().load_weights`, as in vLLM's RLHF examples
     (examples/offline_inference/rlhf_utils.py), called through `LLM.collective_rpc` with a function
     that receives the worker. The engine is in this process, so `weights` travel by reference.
     `load_weights` maps HF names onto vLLM's fused layers (qkv, gate_up) and casts to the engine dtype.
@@ -128,7 +145,7 @@ def push_weights(llm, weights: list[tuple[str, torch.Tensor]]) -> None:
     """
     def load(worker):
         with torch.inference_mode():  # the engine's parameters may be inference tensors
-            worker.model_runner.model.load_weights(weights=weights)
+            worker.model_runner.get_model().load_weights(weights=weights)  # unwrapped from CUDA graphs
 
     llm.collective_rpc(load)
     llm.reset_prefix_cache()
@@ -143,8 +160,6 @@ def base_named_parameters(model):
 
 def require_vllm() -> None:
     """Fail with the install command when vLLM is missing."""
-    import importlib.util
-
     if importlib.util.find_spec("vllm") is None:
         raise ImportError("the vllm generation backend needs vLLM on a CUDA machine: pip install 'soar-rl[gpu]'")
 
@@ -170,15 +185,19 @@ class VLLMGenerator:
         shared = _ENGINES.get(self.model_path)
         if shared is None:
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine core in this process: see push_weights
+            if importlib.util.find_spec("flashinfer") is None:  # vLLM's optional dependency; without it
+                os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")  # its sampler would still import it
             from vllm import LLM
 
             lora = {}
             if self.cfg.max_lora_rank:
                 lora = {"enable_lora": True, "max_loras": 1, "max_lora_rank": self.cfg.max_lora_rank}
             torch.cuda.empty_cache()  # vLLM sizes itself from the free memory, which torch's cached blocks hide
-            llm = LLM(model=self.model_path, tokenizer=self.model_path, dtype=self.cfg.dtype, seed=ENGINE_SEED,
+            llm = LLM(model=self.model_path, dtype=self.cfg.dtype, seed=ENGINE_SEED,
+                      skip_tokenizer_init=True,  # prompts arrive as token ids; completions are decoded here
                       distributed_executor_backend="uni",  # and its one worker too
                       gpu_memory_utilization=self.cfg.gpu_memory_utilization, enable_sleep_mode=False,
+                      enforce_eager=self.cfg.enforce_eager,
                       max_model_len=min(self.cfg.max_model_len, self.model.config.max_position_embeddings),
                       **lora)
             shared = _ENGINES[self.model_path] = {"llm": llm, "held": None}

@@ -135,3 +135,26 @@ def test_ray_executor_matches_local(toy_world, one_carry, tmp_path):
     a = (tmp_path / "local" / "ckpt_0002" / "baseline_student" / "model.safetensors").read_bytes()
     b = (tmp_path / "ray" / "ckpt_0002" / "baseline_student" / "model.safetensors").read_bytes()
     assert a == b
+
+
+def test_merged_adapter_dir_is_the_lora_model(tiny_toy, tmp_path):
+    """A LoRA checkpoint written out as a full model (what vLLM serves for teacher sampling) computes
+    what the adapter on its base computes, and loads as a plain model."""
+    from soar.lora import add_adapter, is_adapter_dir, merge_adapter_dir
+
+    toy_dir, _ = tiny_toy
+    model = add_adapter(load_model(str(toy_dir)), LoraSettings(rank=4), seed=0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:  # B starts at zero: make the adapter change the outputs
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(len(name)))
+    model.save_pretrained(tmp_path / "adapter")
+    assert is_adapter_dir(str(tmp_path / "adapter")) and not is_adapter_dir(str(toy_dir))
+    merged = load_model(merge_adapter_dir(str(tmp_path / "adapter"), str(tmp_path / "merged")))
+    ids = torch.tensor([[1, 4, 5, 6, 7, 14, 4]])
+    with torch.no_grad():
+        want, base = model(input_ids=ids).logits, load_model(str(toy_dir))(input_ids=ids).logits
+        got = merged(input_ids=ids).logits
+    assert not hasattr(merged, "peft_config") and not is_adapter_dir(str(tmp_path / "merged"))
+    assert (want - base).abs().max() > 0.1  # the adapter matters
+    assert torch.allclose(got, want, atol=1e-4)

@@ -169,8 +169,9 @@ def test_missing_vllm_says_how_to_install():
 PROMPTS = ["0471+3852=", "1234+4321=", "0005+0007=", "9999+0001="]
 
 
-def fit(model, tok, prompts, targets, steps=80, lr=1e-2):
-    """Teach `model` (in place, Adam) to complete each prompt with its target then eos, with a wide margin."""
+def fit(model, tok, prompts, targets, steps=300, lr=3e-3):
+    """Teach `model` (in place, Adam) to complete each prompt with its target then eos, with a wide margin
+    (on CPU the greedy path's top-1 logit leads the runner-up by 6.9 or more, safe for a bf16 engine)."""
     samples = [Sample(tok(p)["input_ids"], tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id], t)
                for p, t in zip(prompts, targets)]
     batch = {k: v.to(model.device) for k, v in pack_samples(samples, tok.pad_token_id).items()}
@@ -205,8 +206,8 @@ def test_vllm_greedy_matches_hf(gpu_world):
     fit(model, tok, PROMPTS, targets)
     hf = HFGenerator(model, tok, GenerationConfig(max_new_tokens=8)).generate(PROMPTS, 2, greedy=True)
     vl = vgen.generate(PROMPTS, 2, greedy=True)
-    assert [[s.text for s in g] for g in vl] == [[t, t] for t in targets]
     assert vl == hf  # same prompt ids, same completion ids (eos kept), same texts
+    assert [[s.text for s in g] for g in vl] == [[t, t] for t in targets]
 
 
 @gpu
@@ -217,7 +218,29 @@ def test_vllm_follows_optimizer_steps(gpu_world):
     assert before != targets
     fit(model, tok, PROMPTS, targets)
     after = vgen.generate(PROMPTS, 1, greedy=True)
-    assert [g[0].text for g in after] == targets
     assert after == HFGenerator(model, tok, GenerationConfig(max_new_tokens=8)).generate(PROMPTS, 1, greedy=True)
+    assert [g[0].text for g in after] == targets
     sampled = vgen.generate(PROMPTS, 4, seed=0)
     assert [len(g) for g in sampled] == [4] * len(PROMPTS) and sampled == vgen.generate(PROMPTS, 4, seed=0)
+
+
+@gpu
+def test_vllm_serves_a_lora_adapter_as_it_trains(tmp_path):
+    """A LoRA student on the GPU: the engine holds the frozen base and serves the adapter as a LoRA
+    request, renewed after every optimizer step, and its greedy completions are HF's."""
+    pytest.importorskip("peft")
+    from soar.lora import LoraSettings, add_adapter
+
+    model, tok = tiny_llama(hidden=128, heads=2, seed=1), toy.build_tokenizer()
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    lora = add_adapter(model.cuda(), LoraSettings(rank=8, alpha=16), seed=0)
+    cfg = GenerationConfig(backend="vllm", gpu_memory_utilization=0.2, max_new_tokens=8, max_lora_rank=8)
+    vgen = make_generator(lora, tok, cfg, str(tmp_path))
+    hf = HFGenerator(lora, tok, GenerationConfig(max_new_tokens=8))
+    assert vgen.generate(PROMPTS, 1, greedy=True) == hf.generate(PROMPTS, 1, greedy=True)  # B = 0: the base
+    targets = ["04323", "05555", "00012", "10000"]
+    fit(lora, tok, PROMPTS, targets, steps=300, lr=3e-3)  # only the adapter trains; top-1 leads by 2.28+ on CPU
+    after = vgen.generate(PROMPTS, 1, greedy=True)
+    assert after == hf.generate(PROMPTS, 1, greedy=True)
+    assert [g[0].text for g in after] == targets
