@@ -1,6 +1,10 @@
 """Does the grounded reward teach the teacher? Toy-world SOAR runs against a random-reward control.
 
     python benchmarks/teacher_signal.py [--seeds 2] [--steps 20] [--eval-seeds 10] [--out runs/teacher_signal]
+                                        [--arms grounded random]
+
+Runs are resumed where they stopped, so the two arms can run as two processes (one `--arms` each,
+SOAR_THREADS=1, `--eval-seeds 0`), and a last call with both arms prints the comparison.
 
 For each seed, two runs with the same settings and seed: SOAR with the dense grounded reward
 (reward_metric "logprob": the change in log-probability of the Q_R reference answers) and the same
@@ -49,6 +53,7 @@ def main() -> None:
     ap.add_argument("--teacher-lr", type=float, default=3e-5)
     ap.add_argument("--tau", type=float, default=0.3, help="promotion threshold (nats of Q_R log-probability)")
     ap.add_argument("--out", default="runs/teacher_signal")
+    ap.add_argument("--arms", nargs="+", choices=["grounded", "random"], default=["grounded", "random"])
     args = ap.parse_args()
     set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
     out = Path(args.out)
@@ -61,10 +66,11 @@ def main() -> None:
                           teacher_rl=RLConfig(lr=args.teacher_lr, warmup_steps=2))
     print(f"hard set {len(train)} train / {len(test)} test; {args.steps} outer steps, teacher lr {args.teacher_lr}, "
           f"τ {args.tau}")
-    shares: dict[str, list[list[float]]] = {"grounded": [], "random": []}
+    shares: dict[str, list[list[float]]] = {arm: [] for arm in args.arms}
     runs = []
     for seed in range(args.seeds):
-        for arm, change in (("grounded", {}), ("random", {"teacher_reward": "random"})):
+        for arm in args.arms:
+            change = {"teacher_reward": "random"} if arm == "random" else {}
             cfg = dataclasses.replace(base_cfg, out=str(out / arm / f"seed{seed}"), seed=seed, **change)
             t0 = time.time()
             state = run(cfg, resume=(Path(cfg.out) / "state.json").exists())
