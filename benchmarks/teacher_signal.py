@@ -48,6 +48,7 @@ def truth_by_step(run_dir: Path, key: str) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--eval-seeds", type=int, default=10)
     ap.add_argument("--teacher-lr", type=float, default=3e-5)
@@ -68,7 +69,7 @@ def main() -> None:
           f"τ {args.tau}")
     shares: dict[str, list[list[float]]] = {arm: [] for arm in args.arms}
     runs = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for arm in args.arms:
             change = {"teacher_reward": "random"} if arm == "random" else {}
             cfg = dataclasses.replace(base_cfg, out=str(out / arm / f"seed{seed}"), seed=seed, **change)
