@@ -45,6 +45,12 @@ def truth_by_step(run_dir: Path, key: str) -> list[float]:
     return [m["questions/truth"][key] for m in read_jsonl(run_dir / "metrics.jsonl")]
 
 
+def thirds(xs: list[float]) -> list[float]:
+    """Means of the first, middle and last third of a per-step series, in %."""
+    n = max(1, len(xs) // 3)
+    return [100 * statistics.mean(part) for part in (xs[:n], xs[n:len(xs) - n] or xs, xs[-n:])]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=2)
@@ -77,22 +83,22 @@ def main() -> None:
             state = run(cfg, resume=(Path(cfg.out) / "state.json").exists())
             shares[arm].append(truth_by_step(Path(cfg.out), "stepping_stone"))
             correct = truth_by_step(Path(cfg.out), "correct")
-            third = max(1, args.steps // 3)
-            retention = read_jsonl(Path(cfg.out) / "metrics.jsonl")[-1]["student/retention"]
+            metrics = read_jsonl(Path(cfg.out) / "metrics.jsonl")
+            retention = [m["student/retention"] for m in metrics]
             print(f"seed {seed} {arm:8s}: {len(state['promotions'])} promotions, teacher answers correct "
-                  f"{100 * statistics.mean(correct[:third]):.0f}% -> {100 * statistics.mean(correct[-third:]):.0f}% "
-                  f"(first -> last third), baseline retention at the end {retention:.2f}, {time.time() - t0:.0f}s")
+                  f"{' -> '.join(f'{x:.0f}%' for x in thirds(correct))}, stepping stones "
+                  f"{' -> '.join(f'{x:.1f}%' for x in thirds(shares[arm][-1]))} (by thirds of the run), "
+                  f"baseline retention {retention[-1]:.2f} at the end, {min(retention):.2f} at the lowest, "
+                  f"{time.time() - t0:.0f}s")
             if arm == "grounded":
                 runs.append((cfg, state))
 
-    third = max(1, args.steps // 3)
     print("\nshare of useful stepping stones in the teacher's output (%), mean over seeds")
-    print(f"{'arm':10s} {'first third':>12s} {'last third':>11s}   per step")
+    print(f"{'arm':10s} {'first third':>12s} {'middle':>7s} {'last third':>11s}   per step")
     for arm, per_seed in shares.items():
-        first = statistics.mean(100 * statistics.mean(s[:third]) for s in per_seed)
-        last = statistics.mean(100 * statistics.mean(s[-third:]) for s in per_seed)
+        first, middle, last = (statistics.mean(t) for t in zip(*(thirds(s) for s in per_seed)))
         steps = [statistics.mean(s[t] for s in per_seed) * 100 for t in range(len(per_seed[0]))]
-        print(f"{arm:10s} {first:12.1f} {last:11.1f}   " + " ".join(f"{x:.0f}" for x in steps))
+        print(f"{arm:10s} {first:12.1f} {middle:7.1f} {last:11.1f}   " + " ".join(f"{x:.0f}" for x in steps))
 
     if args.eval_seeds < 1:
         return
