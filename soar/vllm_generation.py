@@ -26,6 +26,7 @@ backends draw different (equally distributed) completions; a pad token the model
 completion (HF drops pad tokens, because its batches are padded; vLLM's are not).
 
 vLLM is imported inside functions only, so this module imports without it (CPU machines, tests).
+Run on a GPU with vLLM 0.26.0 (`benchmarks/gpu_check.py`, figures in the README).
 """
 
 from __future__ import annotations
