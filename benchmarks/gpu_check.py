@@ -35,9 +35,8 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Literal
-
 from pathlib import Path
+from typing import Literal
 
 import torch
 import tyro
@@ -197,22 +196,24 @@ def loop_check(backend: str, args: Args) -> None:
         _, s, _ = timed(lambda: push(llm, weights))
         pushes.append(s)
 
-    soar.vllm_generation.push_weights = timed_push
     toy_dir = toy.build(toy.ToyConfig())
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    with tempfile.TemporaryDirectory(prefix="soar-gpu-loop-") as tmp:
-        write_jsonl(Path(tmp) / "hard" / "train.jsonl", read_problems(toy_dir / "hard_candidates.jsonl")[:128])
-        cfg = SoarConfig(model=str(toy_dir), hard_set=str(Path(tmp) / "hard"), out=str(Path(tmp) / "run"),
-                         outer_steps=args.loop_steps, seed=args.seed, device="cuda")
-        cfg.generation = dataclasses.replace(cfg.generation, backend=backend, enforce_eager=args.enforce_eager,
-                                             gpu_memory_utilization=args.gpu_memory_utilization)
-        t0 = time.perf_counter()
-        run(cfg)
-        seconds = time.perf_counter() - t0
-        steps = [json.loads(line) for line in open(Path(tmp) / "run" / "metrics.jsonl")]
-    soar.vllm_generation.push_weights = push
-    soar.vllm_generation.release_engines()
+    soar.vllm_generation.push_weights = timed_push
+    try:
+        with tempfile.TemporaryDirectory(prefix="soar-gpu-loop-") as tmp:
+            write_jsonl(Path(tmp) / "hard" / "train.jsonl", read_problems(toy_dir / "hard_candidates.jsonl")[:128])
+            cfg = SoarConfig(model=str(toy_dir), hard_set=str(Path(tmp) / "hard"), out=str(Path(tmp) / "run"),
+                             outer_steps=args.loop_steps, seed=args.seed, device="cuda")
+            cfg.generation = dataclasses.replace(cfg.generation, backend=backend, enforce_eager=args.enforce_eager,
+                                                 gpu_memory_utilization=args.gpu_memory_utilization)
+            t0 = time.perf_counter()
+            run(cfg)
+            seconds = time.perf_counter() - t0
+            steps = [json.loads(line) for line in open(Path(tmp) / "run" / "metrics.jsonl")]
+    finally:
+        soar.vllm_generation.push_weights = push
+        soar.vllm_generation.release_engines()
     phases = list(steps[0]["time"])
     print(f"\nSOAR on the toy world, {backend} backend (g={cfg.group_size} n={cfg.dataset_size} "
           f"r={cfg.num_repeats} K={cfg.inner_steps} M={cfg.num_reward_questions}): {seconds:.1f}s for "

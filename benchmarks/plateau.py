@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from soar.baselines import FreshStudentConfig, base_t, fresh_student, teacher_questions
+from soar.compare import mean_sd
 from soar.evaluation import count_correct, evaluate_pass_at_k, greedy_accuracy
 from soar.generation import HFGenerator
 from soar.hardset import FilterConfig, run_filter
@@ -30,10 +31,6 @@ from soar.models import load_model, load_tokenizer, set_threads
 from soar.runs import read_problems
 from soar.tasks import load_task
 from soar.tasks.toy import ToyConfig, build, carry_columns, format_question, problem_truth
-
-
-def mean_sd(xs: list[float]) -> str:
-    return f"{statistics.mean(xs):5.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:4.1f}"
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 from pathlib import Path
 
 from soar.baselines import FreshStudentConfig, fresh_student
+from soar.compare import seed_summary
 from soar.models import set_threads
 from soar.runs import read_jsonl
 from soar.tasks.toy import problem_truth
@@ -44,17 +44,14 @@ def main() -> None:
     print(f"{len(args.runs)} run(s), {len(pool)} promoted questions; by carries (correct answers / all):")
     print("  " + "  ".join(f"{c}: {sum(t['correct'] for t in truth if t['carries'] == c)}/"
                            f"{sum(t['carries'] == c for t in truth)}" for c in sorted({t['carries'] for t in truth})))
-    print(f"{'version':22s} {'count':>5s}  pass@32 (mean ± SD)  retention  per seed")
+    print(f"{'version':22s} {'count':>5s}  fresh students over {args.seeds} seeds")
     for i, (name, extra) in enumerate(versions.items()):
         if not extra:
             print(f"{name:22s} {0:5d}  –")
             continue
         results = [fresh_student(dataclasses.replace(fresh, out=str(Path(args.out) / f"v{i}" / f"seed{s}"), seed=s),
                                  extra=extra, log=quiet) for s in range(args.seeds)]
-        scores = [r["pass_at_k"]["32"] for r in results]
-        sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
-        print(f"{name:22s} {len(extra):5d}  {statistics.mean(scores):6.1f} ± {sd:4.1f}{'':9s}"
-              f"{statistics.mean(r['retention'] for r in results):.2f}      {[round(x, 1) for x in scores]}")
+        print(f"{name:22s} {len(extra):5d}  {seed_summary(results)}")
 
 
 if __name__ == "__main__":

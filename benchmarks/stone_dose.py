@@ -19,6 +19,7 @@ import statistics
 from pathlib import Path
 
 from soar.baselines import FreshStudentConfig, fresh_student
+from soar.compare import seed_summary
 from soar.demo import toy_hard_set
 from soar.models import set_threads
 from soar.runs import read_problems
@@ -39,7 +40,7 @@ def main() -> None:
     fresh = FreshStudentConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="",
                                retention=str(toy_dir / "easy.jsonl"))
     quiet = lambda *_: None  # noqa: E731
-    print(f"{'N':>5}  {'stones':>6}  pass@32 (mean ± SD)  retention  per seed")
+    print(f"{'N':>5}  {'stones':>6}  fresh students over {args.seeds} seeds")
     for size in args.sizes:
         results, stones = [], []
         for seed in range(args.seeds):
@@ -47,10 +48,7 @@ def main() -> None:
             stones.append(sum(problem_truth(p["question"], p["answer"])["stepping_stone"] for p in extra))
             cell = dataclasses.replace(fresh, out=str(out / f"n{size}" / f"seed{seed}"), seed=seed)
             results.append(fresh_student(cell, extra=extra, log=quiet))
-        scores = [r["pass_at_k"]["32"] for r in results]
-        sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
-        print(f"{size:5d}  {statistics.mean(stones):6.1f}  {statistics.mean(scores):6.1f} ± {sd:4.1f}"
-              f"{'':9s}{statistics.mean(r['retention'] for r in results):.2f}      {[round(s, 1) for s in scores]}")
+        print(f"{size:5d}  {statistics.mean(stones):6.1f}  {seed_summary(results)}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from soar.baselines import FreshStudentConfig, base_t
+from soar.compare import seed_summary
 from soar.demo import toy_hard_set
 from soar.loop import SoarConfig, run
 from soar.models import set_threads
@@ -34,10 +35,6 @@ from soar.protocols import no_selection, promoted_questions, promoted_student
 from soar.rl import RLConfig
 from soar.runs import read_jsonl
 from soar.tasks.toy import ToyConfig, build
-
-
-def mean_sd(xs: list[float]) -> str:
-    return f"{statistics.mean(xs):5.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:4.1f}" if xs else "  –"
 
 
 def truth_by_step(run_dir: Path, key: str) -> list[float]:
@@ -118,9 +115,7 @@ def main() -> None:
         ps = promoted_student(cfg, dataclasses.replace(fresh, out=str(Path(cfg.out) / "eval" / "soar_ps")), log=quiet)
         print(f"{cfg.out}: {len(state['promotions'])} promotions, PQ {pq_size} questions")
         for name, results in arms.items():
-            print(f"  {name:13s} pass@32 {mean_sd([r['pass_at_k']['32'] for r in results])}  "
-                  f"retention {statistics.mean(r['retention'] for r in results):.2f}  "
-                  f"per seed {[round(r['pass_at_k']['32'], 1) for r in results]}")
+            print(f"  {name:13s} {seed_summary(results)}")
         print(f"  {'soar_ps':13s} pass@32 {ps['pass_at_k']['32']:5.1f}  retention {ps['retention']:.2f}")
 
 

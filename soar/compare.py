@@ -184,6 +184,20 @@ def question_diagnostics(problems: list[dict], truth=None) -> dict:
     return stats
 
 
+def mean_sd(xs: list[float]) -> str:
+    """Per-seed scores as "mean ± SD" (SD 0 for one seed; "–" for none), for the research scripts."""
+    if not xs:
+        return "  –"
+    return f"{statistics.mean(xs):5.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:4.1f}"
+
+
+def seed_summary(results: list[dict], k: str = "32") -> str:
+    """Fresh students over seeds: pass@k mean ± SD, mean retention and the per-seed pass@k."""
+    scores = [r["pass_at_k"][k] for r in results]
+    return (f"pass@{k} {mean_sd(scores)}  retention {statistics.mean(r['retention'] for r in results):.2f}  "
+            f"per seed {[round(x, 1) for x in scores]}")
+
+
 def format_mean_sd(mean: float, sd: float | None) -> str:
     return f"{mean:.1f}" if sd is None else f"{mean:.1f} ± {sd:.1f}"
 

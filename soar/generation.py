@@ -45,8 +45,8 @@ class GenerationConfig:
     """vLLM: longest prompt + completion the engine accepts (capped at the model's context length);
     it bounds the KV cache one sequence may need."""
     enforce_eager: bool = False
-    """vLLM: run the model eagerly, without torch.compile and CUDA graphs: the engine starts in seconds
-    instead of about a minute, and decodes more slowly (short runs, checks)."""
+    """vLLM: run the model eagerly, without torch.compile and CUDA graphs: the engine starts faster and
+    decodes more slowly (short runs, checks)."""
 
 
 class Generator(Protocol):

@@ -25,12 +25,12 @@ from soar.evaluation import evaluate_pass_at_k, greedy_accuracy
 from soar.generation import make_generator
 from soar.loop import SoarConfig, inner_seed
 from soar.lora import is_adapter_dir, merge_adapter_dir
-from soar.vllm_generation import release_engines
 from soar.models import frozen_copy, load_model, load_tokenizer, resolve_device
 from soar.progress import log
 from soar.runs import read_jsonl, read_problems, write_json, write_jsonl
 from soar.student import train_student
 from soar.tasks import configured_task
+from soar.vllm_generation import release_engines
 
 
 def promoted_student(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -> dict | None:

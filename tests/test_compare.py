@@ -131,3 +131,11 @@ def test_questions_table_means_over_seeds_and_skips_methods_without_questions():
     # stepping stones: 0 % (seed 0) and 50 % (seed 1) -> 25.0; well-formed 100 % and 50 % -> 75.0
     assert "| 75.0 |" in lines[2] and lines[2].endswith("| 25.0 | 2 |")
     assert questions_table({"hard-only": [None]}) == ""
+
+
+def test_seed_summary_of_fresh_students():
+    from soar.compare import mean_sd, seed_summary
+
+    results = [{"pass_at_k": {"32": 10.0}, "retention": 0.9}, {"pass_at_k": {"32": 20.0}, "retention": 1.0}]
+    assert seed_summary(results) == "pass@32  15.0 ±  7.1  retention 0.95  per seed [10.0, 20.0]"
+    assert mean_sd([3.0]) == "  3.0 ±  0.0" and mean_sd([]) == "  –"

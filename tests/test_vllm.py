@@ -170,8 +170,8 @@ PROMPTS = ["0471+3852=", "1234+4321=", "0005+0007=", "9999+0001="]
 
 
 def fit(model, tok, prompts, targets, steps=300, lr=3e-3):
-    """Teach `model` (in place, Adam) to complete each prompt with its target then eos, with a wide margin
-    (on CPU the greedy path's top-1 logit leads the runner-up by 6.9 or more, safe for a bf16 engine)."""
+    """Teach `model` (in place, Adam) to complete each prompt with its target then eos, with a margin wide
+    enough for a bf16 engine (test_fit_leaves_a_margin_bf16_cannot_flip)."""
     samples = [Sample(tok(p)["input_ids"], tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id], t)
                for p, t in zip(prompts, targets)]
     batch = {k: v.to(model.device) for k, v in pack_samples(samples, tok.pad_token_id).items()}
@@ -184,6 +184,40 @@ def fit(model, tok, prompts, targets, steps=300, lr=3e-3):
         loss.backward()
         opt.step()
     model.eval()
+
+
+def greedy_margin(model, tok, prompts, targets) -> float:
+    """The smallest lead, in logits, of each target token (then eos) over the best other token."""
+    leads = []
+    for p, t in zip(prompts, targets):
+        prompt = tok(p)["input_ids"]
+        ids = prompt + tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids], device=model.device)).logits[0]
+        for pos in range(len(prompt) - 1, len(ids) - 1):
+            others = logits[pos].clone()
+            others[ids[pos + 1]] = -float("inf")
+            leads.append((logits[pos, ids[pos + 1]] - others.max()).item())
+    return min(leads)
+
+
+def test_fit_leaves_a_margin_bf16_cannot_flip():
+    """The GPU tests compare greedy completions of a float32 model (HF) and a bf16 engine (vLLM): `fit`
+    must make each target token lead by far more than bf16 rounding moves a logit. Same sequence as
+    the GPU tests: a full model fitted to two target sets in turn, and a LoRA adapter."""
+    model, tok = tiny_llama(hidden=128, heads=2), toy.build_tokenizer()
+    margins = []
+    for targets in (["04323", "05555", "00012", "10000"], ["77777", "12121", "00900", "31415"]):
+        fit(model, tok, PROMPTS, targets)
+        margins.append(greedy_margin(model, tok, PROMPTS, targets))
+    pytest.importorskip("peft")
+    from soar.lora import LoraSettings, add_adapter
+
+    lora = add_adapter(tiny_llama(hidden=128, heads=2, seed=1), LoraSettings(rank=8, alpha=16), seed=0)
+    fit(lora, tok, PROMPTS, ["04323", "05555", "00012", "10000"])
+    margins.append(greedy_margin(lora, tok, PROMPTS, ["04323", "05555", "00012", "10000"]))
+    print(f"greedy margins (logits): full {margins[0]:.2f}, {margins[1]:.2f}; LoRA {margins[2]:.2f}")
+    assert min(margins[:2]) > 4 and margins[2] > 1.5, margins
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +274,7 @@ def test_vllm_serves_a_lora_adapter_as_it_trains(tmp_path):
     hf = HFGenerator(lora, tok, GenerationConfig(max_new_tokens=8))
     assert vgen.generate(PROMPTS, 1, greedy=True) == hf.generate(PROMPTS, 1, greedy=True)  # B = 0: the base
     targets = ["04323", "05555", "00012", "10000"]
-    fit(lora, tok, PROMPTS, targets, steps=300, lr=3e-3)  # only the adapter trains; top-1 leads by 2.28+ on CPU
+    fit(lora, tok, PROMPTS, targets)  # only the adapter trains
     after = vgen.generate(PROMPTS, 1, greedy=True)
     assert after == hf.generate(PROMPTS, 1, greedy=True)
     assert [g[0].text for g in after] == targets
