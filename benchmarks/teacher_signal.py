@@ -34,12 +34,39 @@ from soar.models import set_threads
 from soar.protocols import no_selection, promoted_questions, promoted_student
 from soar.rl import RLConfig
 from soar.runs import read_jsonl
-from soar.tasks.toy import ToyConfig, build
+from soar.tasks.toy import ToyConfig, build, problem_truth
 
 
-def truth_by_step(run_dir: Path, key: str) -> list[float]:
-    """A toy-truth share (stepping_stone, correct) of the teacher's questions at every outer step."""
-    return [m["questions/truth"][key] for m in read_jsonl(run_dir / "metrics.jsonl")]
+def truth_by_step(run_dir: Path) -> list[list[dict]]:
+    """The toy truth (`problem_truth`) of every teacher question, with its dataset and dataset reward,
+    per outer step."""
+    steps = sorted((run_dir / "questions").glob("step_*.jsonl"))
+    return [[{**problem_truth(q["question"], q["answer"]), "dataset": q["dataset"], "reward": q["dataset_reward"]}
+             for q in read_jsonl(path)] for path in steps]
+
+
+def share(steps: list[list[dict]], key: str) -> list[float]:
+    """Per outer step, the share of teacher questions whose truth has `key` (stepping_stone, correct, too_high)."""
+    return [sum(t[key] for t in step) / len(step) for step in steps]
+
+
+def reward_correlations(steps: list[list[dict]]) -> dict[str, float]:
+    """Correlation, over all datasets of the run, of a dataset's reward minus its step's mean reward
+    with how many of its questions are stepping stones / wrong and too high / wrong and too low:
+    what the teacher's RL is actually rewarded for."""
+    kinds = {"stones": lambda t: t["stepping_stone"], "too_high": lambda t: t["too_high"],
+             "too_low": lambda t: not t["correct"] and not t["too_high"]}
+    rewards, counts = [], {name: [] for name in kinds}
+    for step in steps:
+        datasets = sorted({t["dataset"] for t in step})
+        step_rewards = {k: next(t["reward"] for t in step if t["dataset"] == k) for k in datasets}
+        mean = statistics.mean(step_rewards.values())
+        for k in datasets:
+            rewards.append(step_rewards[k] - mean)
+            for name, is_kind in kinds.items():
+                counts[name].append(sum(is_kind(t) for t in step if t["dataset"] == k))
+    return {name: statistics.correlation(rewards, c) if len(set(c)) > 1 and len(set(rewards)) > 1 else 0.0
+            for name, c in counts.items()}
 
 
 def thirds(xs: list[float]) -> list[float]:
@@ -56,20 +83,25 @@ def main() -> None:
     ap.add_argument("--eval-seeds", type=int, default=10)
     ap.add_argument("--teacher-lr", type=float, default=3e-5)
     ap.add_argument("--tau", type=float, default=0.3, help="promotion threshold (nats of Q_R log-probability)")
+    ap.add_argument("--teacher-kl", type=float, default=0.001, help="β of the teacher's KL penalty (paper: 0.001)")
+    ap.add_argument("--teacher-carry-keep", type=float, default=ToyConfig.teacher_carry_keep,
+                    help="toy world variant: q_T of the teacher-format lines")
+    ap.add_argument("--teacher-carry-mix", type=float, nargs="+", default=list(ToyConfig.teacher_carry_mix),
+                    help="toy world variant: share of teacher-format problems by number of carries")
     ap.add_argument("--out", default="runs/teacher_signal")
     ap.add_argument("--arms", nargs="+", choices=["grounded", "random"], default=["grounded", "random"])
     args = ap.parse_args()
     set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
     out = Path(args.out)
     quiet = lambda *_: None  # noqa: E731
-    toy_dir = build(ToyConfig())
+    toy_dir = build(ToyConfig(teacher_carry_keep=args.teacher_carry_keep, teacher_carry_mix=tuple(args.teacher_carry_mix)))
     train, test = toy_hard_set(toy_dir, out / "hard_set", 256, 0)
     easy = str(toy_dir / "easy.jsonl")
     base_cfg = SoarConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="", outer_steps=args.steps,
                           reward_metric="logprob", promotion_threshold=args.tau, retention=easy,
-                          teacher_rl=RLConfig(lr=args.teacher_lr, warmup_steps=2))
+                          teacher_rl=RLConfig(lr=args.teacher_lr, warmup_steps=2, kl_coef=args.teacher_kl))
     print(f"hard set {len(train)} train / {len(test)} test; {args.steps} outer steps, teacher lr {args.teacher_lr}, "
-          f"τ {args.tau}")
+          f"teacher β {args.teacher_kl}, τ {args.tau}")
     shares: dict[str, list[list[float]]] = {arm: [] for arm in args.arms}
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -78,15 +110,18 @@ def main() -> None:
             cfg = dataclasses.replace(base_cfg, out=str(out / arm / f"seed{seed}"), seed=seed, **change)
             t0 = time.time()
             state = run(cfg, resume=(Path(cfg.out) / "state.json").exists())
-            shares[arm].append(truth_by_step(Path(cfg.out), "stepping_stone"))
-            correct = truth_by_step(Path(cfg.out), "correct")
+            steps = truth_by_step(Path(cfg.out))
+            shares[arm].append(share(steps, "stepping_stone"))
             metrics = read_jsonl(Path(cfg.out) / "metrics.jsonl")
             retention = [m["student/retention"] for m in metrics]
-            print(f"seed {seed} {arm:8s}: {len(state['promotions'])} promotions, teacher answers correct "
-                  f"{' -> '.join(f'{x:.0f}%' for x in thirds(correct))}, stepping stones "
-                  f"{' -> '.join(f'{x:.1f}%' for x in thirds(shares[arm][-1]))} (by thirds of the run), "
-                  f"baseline retention {retention[-1]:.2f} at the end, {min(retention):.2f} at the lowest, "
-                  f"{time.time() - t0:.0f}s")
+            by_thirds = lambda xs, fmt: " -> ".join(format(x, fmt) + "%" for x in thirds(xs))  # noqa: E731
+            print(f"seed {seed} {arm:8s}: {len(state['promotions'])} promotions, {time.time() - t0:.0f}s; "
+                  f"by thirds of the run: stepping stones {by_thirds(shares[arm][-1], '.1f')}, teacher answers "
+                  f"correct {by_thirds(share(steps, 'correct'), '.0f')}, too high {by_thirds(share(steps, 'too_high'), '.0f')}; "
+                  f"baseline retention {retention[-1]:.2f} at the end, {min(retention):.2f} at the lowest; "
+                  f"teacher KL {metrics[-1]['teacher/kl']:.3f} at the end")
+            print("    reward (minus the step's mean) correlates with a dataset's count of " +
+                  ", ".join(f"{name} {c:+.2f}" for name, c in reward_correlations(steps).items()))
             if arm == "grounded":
                 runs.append((cfg, state))
 

@@ -158,13 +158,14 @@ def toy_truth_stats(problems: list[dict]) -> dict:
     """What the toy world knows about teacher problems ({"question", "answer"}), from `problem_truth`.
 
     Fractions are of all problems: `well_formed` (the question is `a+b=` with equal-width operands),
-    `correct` (the answer is the exact zero-padded sum), `stepping_stone` (correct with 1 or 2 carries).
+    `correct` (the answer is the exact zero-padded sum), `stepping_stone` (correct with 1 or 2 carries),
+    `too_high` (a wrong answer above the sum: carries where there are none).
     A malformed question is neither correct nor a stepping stone and is left out of `carries`, the count
     of well-formed questions by number of carries (keys are strings, as JSON would make them).
 
     Worked example: "0471+3852=" / "04323" (correct, 2 carries: a stepping stone), "1234+4321=" /
     "05555" (correct, 0 carries: not one), "12+3=" / "015" (malformed) -> well_formed 2/3, correct 2/3,
-    stepping_stone 1/3, carries {"0": 1, "2": 1}.
+    stepping_stone 1/3, too_high 0, carries {"0": 1, "2": 1}.
     """
     truths = [problem_truth(p["question"], p["answer"]) for p in problems if _toy_well_formed(p["question"])]
     n = len(problems)
@@ -173,6 +174,7 @@ def toy_truth_stats(problems: list[dict]) -> dict:
             "well_formed": len(truths) / n if n else 0.0,
             "correct": sum(t["correct"] for t in truths) / n if n else 0.0,
             "stepping_stone": sum(t["stepping_stone"] for t in truths) / n if n else 0.0,
+            "too_high": sum(t["too_high"] for t in truths) / n if n else 0.0,
             "carries": {str(k): carries[k] for k in sorted(carries)}}
 
 

@@ -147,16 +147,17 @@ def test_toy_truth_stats_worked_example():
                 {"question": "1234+4321=", "answer": "05555"},  # correct, carry-free: not a stone
                 {"question": "0471+3852=", "answer": "03223"},  # carries dropped: wrong
                 {"question": "0999+0001=", "answer": "01000"},  # correct but 3 carries: too hard to be a stone
+                {"question": "1234+4321=", "answer": "06665"},  # carries where there are none: too high
                 {"question": "12+3=", "answer": "015"},  # operands of different widths
                 {"question": "what is 1+1?", "answer": "2"}]
-    assert toy_truth_stats(problems) == {"count": 6, "well_formed": pytest.approx(4 / 6),
-                                         "correct": pytest.approx(3 / 6), "stepping_stone": pytest.approx(1 / 6),
-                                         "carries": {"0": 1, "2": 2, "3": 1}}
+    assert toy_truth_stats(problems) == {"count": 7, "well_formed": pytest.approx(5 / 7),
+                                         "correct": pytest.approx(3 / 7), "stepping_stone": pytest.approx(1 / 7),
+                                         "too_high": pytest.approx(1 / 7), "carries": {"0": 2, "2": 2, "3": 1}}
 
 
 def test_toy_truth_stats_of_nothing():
     assert toy_truth_stats([]) == {"count": 0, "well_formed": 0.0, "correct": 0.0, "stepping_stone": 0.0,
-                                   "carries": {}}
+                                   "too_high": 0.0, "carries": {}}
 
 
 @pytest.mark.parametrize("rejections, accepted, expected", [
