@@ -1,7 +1,8 @@
 """Does the grounded reward teach the teacher? Toy-world SOAR runs against a random-reward control.
 
     python benchmarks/teacher_signal.py [--seeds 2] [--steps 20] [--eval-seeds 10] [--out runs/teacher_signal]
-                                        [--arms grounded random]
+                                        [--arms grounded random] [--teacher-kl 0.001]
+                                        [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...]
 
 Runs are resumed where they stopped, so the two arms can run as two processes (one `--arms` each,
 SOAR_THREADS=1, `--eval-seeds 0`), and a last call with both arms prints the comparison.
@@ -10,8 +11,11 @@ For each seed, two runs with the same settings and seed: SOAR with the dense gro
 (reward_metric "logprob": the change in log-probability of the Q_R reference answers) and the same
 loop with teacher_reward "random" (dataset rewards are uniform noise, no promotion). The toy world
 knows which teacher problems are useful stepping stones (correct, 1 or 2 carries), so the script
-prints their share in the teacher's output over the run, for both, and per run the share of correct
-teacher answers and the baseline student's retention at the end. Then, for every grounded run that
+prints their share in the teacher's output over the run, for both, and per run the shares of correct
+and of too-high teacher answers (carries where none belong), the baseline student's retention, the
+teacher's KL at the end, and how the dataset rewards correlate with a dataset's count of stones,
+too-high and too-low answers. `--teacher-carry-keep` / `--teacher-carry-mix` run a variant toy
+world (built and cached on first use). Then, for every grounded run that
 promoted, `--eval-seeds` fresh students for each of SOAR-PQ, Base-T (as many untrained-teacher
 questions as PQ holds) and no-selection, and PS once: pass@32 on D_test (mean ± SD) and retention.
 Prints figures, asserts nothing.
@@ -58,13 +62,14 @@ def reward_correlations(steps: list[list[dict]]) -> dict[str, float]:
              "too_low": lambda t: not t["correct"] and not t["too_high"]}
     rewards, counts = [], {name: [] for name in kinds}
     for step in steps:
-        datasets = sorted({t["dataset"] for t in step})
-        step_rewards = {k: next(t["reward"] for t in step if t["dataset"] == k) for k in datasets}
-        mean = statistics.mean(step_rewards.values())
-        for k in datasets:
-            rewards.append(step_rewards[k] - mean)
+        datasets: dict[int, list[dict]] = {}
+        for t in step:
+            datasets.setdefault(t["dataset"], []).append(t)
+        mean = statistics.mean(rows[0]["reward"] for rows in datasets.values())
+        for rows in datasets.values():
+            rewards.append(rows[0]["reward"] - mean)
             for name, is_kind in kinds.items():
-                counts[name].append(sum(is_kind(t) for t in step if t["dataset"] == k))
+                counts[name].append(sum(is_kind(t) for t in rows))
     return {name: statistics.correlation(rewards, c) if len(set(c)) > 1 and len(set(rewards)) > 1 else 0.0
             for name, c in counts.items()}
 
