@@ -1,7 +1,7 @@
 """Does the grounded reward teach the teacher? Toy-world SOAR runs against a random-reward control.
 
     python benchmarks/teacher_signal.py [--seeds 2] [--steps 20] [--eval-seeds 10] [--out runs/teacher_signal]
-                                        [--arms grounded random] [--teacher-kl 0.001]
+                                        [--arms grounded random] [--teacher-kl 0.001] [--tau 0.3] [--min-retention F]
                                         [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...]
 
 Runs are resumed where they stopped, so the two arms can run as two processes (one `--arms` each,
@@ -17,7 +17,8 @@ teacher's KL at the end, and how the dataset rewards correlate with a dataset's 
 too-high and too-low answers. `--teacher-carry-keep` / `--teacher-carry-mix` run a variant toy
 world (built and cached on first use). Then, for every grounded run that
 promoted, `--eval-seeds` fresh students for each of SOAR-PQ, Base-T (as many untrained-teacher
-questions as PQ holds) and no-selection, and PS once: pass@32 on D_test (mean ± SD) and retention.
+questions as PQ holds) and no-selection (finished ones are read back), and PS once: pass@32 on
+D_test (mean ± SD) and retention.
 Prints figures, asserts nothing.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import statistics
 import time
@@ -33,6 +35,7 @@ from pathlib import Path
 from soar.baselines import FreshStudentConfig, base_t
 from soar.compare import seed_summary
 from soar.demo import toy_hard_set
+from soar.diagnostics import toy_truth_stats
 from soar.loop import SoarConfig, run
 from soar.models import set_threads
 from soar.protocols import no_selection, promoted_questions, promoted_student
@@ -89,6 +92,8 @@ def main() -> None:
     ap.add_argument("--teacher-lr", type=float, default=3e-5)
     ap.add_argument("--tau", type=float, default=0.3, help="promotion threshold (nats of Q_R log-probability)")
     ap.add_argument("--teacher-kl", type=float, default=0.001, help="β of the teacher's KL penalty (paper: 0.001)")
+    ap.add_argument("--min-retention", type=float, default=None,
+                    help="refuse promotions that keep less than this fraction of the baseline's retention (extension)")
     ap.add_argument("--teacher-carry-keep", type=float, default=ToyConfig.teacher_carry_keep,
                     help="toy world variant: q_T of the teacher-format lines")
     ap.add_argument("--teacher-carry-mix", type=float, nargs="+", default=list(ToyConfig.teacher_carry_mix),
@@ -104,9 +109,10 @@ def main() -> None:
     easy = str(toy_dir / "easy.jsonl")
     base_cfg = SoarConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="", outer_steps=args.steps,
                           reward_metric="logprob", promotion_threshold=args.tau, retention=easy,
+                          promotion_min_retention=args.min_retention,
                           teacher_rl=RLConfig(lr=args.teacher_lr, warmup_steps=2, kl_coef=args.teacher_kl))
     print(f"hard set {len(train)} train / {len(test)} test; {args.steps} outer steps, teacher lr {args.teacher_lr}, "
-          f"teacher β {args.teacher_kl}, τ {args.tau}")
+          f"teacher β {args.teacher_kl}, τ {args.tau}, promotion min retention {args.min_retention}")
     shares: dict[str, list[list[float]]] = {arm: [] for arm in args.arms}
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -120,7 +126,8 @@ def main() -> None:
             metrics = read_jsonl(Path(cfg.out) / "metrics.jsonl")
             retention = [m["student/retention"] for m in metrics]
             by_thirds = lambda xs, fmt: " -> ".join(format(x, fmt) + "%" for x in thirds(xs))  # noqa: E731
-            print(f"seed {seed} {arm:8s}: {len(state['promotions'])} promotions, {time.time() - t0:.0f}s; "
+            refused = sum(m.get("promotion/candidate_retention") is not None and not m["promotion"] for m in metrics)
+            print(f"seed {seed} {arm:8s}: {len(state['promotions'])} promotions ({refused} refused), {time.time() - t0:.0f}s; "
                   f"by thirds of the run: stepping stones {by_thirds(shares[arm][-1], '.1f')}, teacher answers "
                   f"correct {by_thirds(share(steps, 'correct'), '.0f')}, too high {by_thirds(share(steps, 'too_high'), '.0f')}; "
                   f"baseline retention {retention[-1]:.2f} at the end, {min(retention):.2f} at the lowest; "
@@ -147,13 +154,22 @@ def main() -> None:
         fresh = FreshStudentConfig(model=str(toy_dir), hard_set=cfg.hard_set, out="", retention=easy)
         arms: dict[str, list[dict]] = {"soar_pq": [], "base_t": [], "no_selection": []}
         pq_size = len(read_jsonl(Path(cfg.out) / "promoted_questions.jsonl"))
+        train_arm = {"soar_pq": lambda c: promoted_questions(cfg, c, log=quiet),
+                     "base_t": lambda c: base_t(c, pq_size, log=quiet),
+                     "no_selection": lambda c: no_selection(cfg, c, log=quiet)}
         for s in range(args.eval_seeds):
-            cell = lambda name: dataclasses.replace(fresh, out=str(Path(cfg.out) / "eval" / name / f"seed{s}"), seed=s)  # noqa: E731
-            arms["soar_pq"].append(promoted_questions(cfg, cell("soar_pq"), log=quiet))
-            arms["base_t"].append(base_t(cell("base_t"), pq_size, log=quiet))
-            arms["no_selection"].append(no_selection(cfg, cell("no_selection"), log=quiet))
+            for name, train_one in train_arm.items():
+                cell = dataclasses.replace(fresh, out=str(Path(cfg.out) / "eval" / name / f"seed{s}"), seed=s)
+                done = Path(cell.out) / "result.json"  # a finished cell is read back, so an evaluation resumes
+                arms[name].append(json.loads(done.read_text()) if done.exists() else train_one(cell))
         ps = promoted_student(cfg, dataclasses.replace(fresh, out=str(Path(cfg.out) / "eval" / "soar_ps")), log=quiet)
         print(f"{cfg.out}: {len(state['promotions'])} promotions, PQ {pq_size} questions")
+        base_t_questions = [toy_truth_stats(read_jsonl(Path(cfg.out) / "eval" / "base_t" / f"seed{s}" /
+                                                       "teacher_questions.jsonl")) for s in range(args.eval_seeds)]
+        for name, truths in {"PQ": [toy_truth_stats(read_jsonl(Path(cfg.out) / "promoted_questions.jsonl"))],
+                             "Base-T (mean over seeds)": base_t_questions}.items():
+            mean = lambda key: 100 * statistics.mean(t[key] for t in truths)  # noqa: E731
+            print(f"  {name} questions: stepping stones {mean('stepping_stone'):.0f}%, correct {mean('correct'):.0f}%")
         for name, results in arms.items():
             print(f"  {name:13s} {seed_summary(results)}")
         print(f"  {'soar_ps':13s} pass@32 {ps['pass_at_k']['32']:5.1f}  retention {ps['retention']:.2f}")

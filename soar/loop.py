@@ -26,6 +26,9 @@ Readings of the paper and deviations (each also in the run's config.json):
   repeats an uninterrupted one exactly.
 - `student_lora` / `teacher_lora` with rank > 0 train LoRA adapters instead of every weight (extension:
   the paper fine-tunes fully); a promoted student's adapter is merged into θ.
+- `promotion_min_retention` (extension, off by default) refuses a promotion whose student lost the
+  easy `retention` problems: the toy studies saw the dense reward promote a student that had lost a
+  third of them.
 - `teacher_reward="intrinsic"` is the Intrinsic-T baseline and `promote=False` Grounded-T without
   promotion (SOAR_SPEC §8), not SOAR itself.
 """
@@ -117,6 +120,10 @@ class SoarConfig:
     """Student samples per question for the learnability reward (paper: 32)."""
     promote: bool = True
     """Apply promotions. False runs the "Grounded-T without promotion" baseline (the check is still logged)."""
+    promotion_min_retention: float | None = None
+    """Extension, off (None) by default: refuse a promotion whose student keeps less than this fraction
+    of the baseline's greedy accuracy on the `retention` problems (0.95: loses at most 5% of them; above
+    1 it must gain). Needs `retention`. Refused promotions are logged, and θ stays."""
     student_lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA for the inner-loop students (rank 0: full fine-tuning, the paper's setting)."""
     teacher_lora: LoraSettings = field(default_factory=LoraSettings)
@@ -195,6 +202,8 @@ def check(cfg: SoarConfig) -> None:
             raise ValueError(f"{name} must be one of {allowed}, not {getattr(cfg, name)!r}")
     if cfg.group_size < 2:
         raise ValueError("group_size (g) must be at least 2: the teacher's RLOO compares datasets")
+    if cfg.promotion_min_retention is not None and (not cfg.retention or cfg.promotion_min_retention < 0):
+        raise ValueError("promotion_min_retention needs a retention problem file and a value >= 0")
 
 
 def run(cfg: SoarConfig, resume: bool = False) -> dict:
@@ -266,11 +275,21 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
         dataset_rewards = [sum(r) / len(r) for r in rewards]
         decision, history = promotion_check(rewards, state["history"], cfg.window, cfg.promotion_threshold)
         promote = decision.promote and cfg.promote and cfg.teacher_reward == "grounded"
-        if decision.promote and not promote:  # promotion off: θ stays, so its rewards keep counting
+        candidate_retention = None
+        if promote:
+            weights = executor.trained_weights(decision.dataset, decision.student)
+            if cfg.promotion_min_retention is not None:  # extension: the promoted student keeps the easy ones
+                kept = {name: w.clone() for name, w in baseline_student.state_dict().items()}
+                load_weights(baseline_student, weights)
+                candidate_retention = greedy_accuracy(baseline_gen, task, easy)
+                promote = candidate_retention >= cfg.promotion_min_retention * retention
+                if not promote:
+                    baseline_student.load_state_dict(kept)
+                    log(f"promotion refused: retention {candidate_retention:.2f} against the baseline's {retention:.2f}")
+        if decision.promote and not promote:  # promotion off or refused: θ stays, so its rewards keep counting
             history = (state["history"] + [sum(dataset_rewards) / len(dataset_rewards)])[-cfg.window:]
         state["history"] = history
         if promote:
-            weights = executor.trained_weights(decision.dataset, decision.student)
             load_weights(baseline_student, weights)
             executor.set_baseline(weights)
             state["promotions"].append({"step": t, "dataset": decision.dataset, "student": decision.student,
@@ -293,6 +312,7 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
         metrics = {"step": t, "teacher/dataset_rewards": dataset_rewards, "teacher/student_rewards": rewards,
                    "teacher/mean_reward": sum(dataset_rewards) / len(dataset_rewards),
                    "teacher/moving_average": decision.moving_average, "promotion": promote,
+                   "promotion/candidate_retention": candidate_retention,
                    "teacher/rejections": rejected, "teacher/kl": teacher_stats["kl"],
                    "student/baseline_accuracy": baseline_acc, "student/retention": retention,
                    "student/inner_steps": inner_steps,

@@ -60,6 +60,37 @@ def test_forced_promotion_promotes_a_trained_copy_that_is_better(toy_world, one_
     assert gain > 0  # the promoted student gives the Q_R reference answers more probability
 
 
+def test_promotion_min_retention_refuses_a_student_that_loses_easy_problems(toy_world, one_carry_hard_set, tmp_path):
+    from soar.loop import check
+    from soar.models import load_model
+
+    easy = str(toy_world / "easy.jsonl")
+    with pytest.raises(ValueError, match="promotion_min_retention"):
+        check(small_config(toy_world, one_carry_hard_set, tmp_path / "x", promotion_min_retention=0.9))
+    forced = {"outer_steps": 2, "promotion_threshold": -1.0, "reward_metric": "logprob", "retention": easy,
+              "inner_steps": 2, "extra_inner_steps_after_promotion": 0}
+
+    # A bar no student can clear (twice the baseline's retention): every promotion is refused, θ stays
+    # the base model, and the refused steps' rewards keep counting in the moving average.
+    state = run(small_config(toy_world, one_carry_hard_set, tmp_path / "refused", promotion_min_retention=2.0, **forced))
+    metrics = read_jsonl(tmp_path / "refused" / "metrics.jsonl")
+    assert state["promotions"] == [] and not (tmp_path / "refused" / "promoted_questions.jsonl").exists()
+    assert [m["promotion"] for m in metrics] == [False, False]
+    assert all(0 <= m["promotion/candidate_retention"] <= 1 for m in metrics)
+    assert metrics[1]["teacher/moving_average"] == pytest.approx(
+        (metrics[0]["teacher/mean_reward"] + metrics[1]["teacher/mean_reward"]) / 2)
+    kept = load_model(str(tmp_path / "refused" / "ckpt_0002" / "baseline_student")).state_dict()
+    for name, w in load_model(str(toy_world)).state_dict().items():
+        assert torch.equal(w, kept[name]), name
+
+    # A bar of 0 refuses nothing: the retention measured for the candidate is the one the promoted
+    # baseline shows at the next step.
+    state = run(small_config(toy_world, one_carry_hard_set, tmp_path / "kept", promotion_min_retention=0.0, **forced))
+    metrics = read_jsonl(tmp_path / "kept" / "metrics.jsonl")
+    assert [p["step"] for p in state["promotions"]] == [0, 1]
+    assert metrics[0]["promotion/candidate_retention"] == metrics[1]["student/retention"]
+
+
 def _train(args, **popen):
     env = {**os.environ, "SOAR_QUIET": "1"}
     return subprocess.Popen([sys.executable, "-m", "soar.cli", "train", *args], env=env,
