@@ -290,7 +290,8 @@ def run(cfg: SoarConfig, resume: bool = False) -> dict:
             history = (state["history"] + [sum(dataset_rewards) / len(dataset_rewards)])[-cfg.window:]
         state["history"] = history
         if promote:
-            load_weights(baseline_student, weights)
+            if candidate_retention is None:  # else the retention check has loaded them already
+                load_weights(baseline_student, weights)
             executor.set_baseline(weights)
             state["promotions"].append({"step": t, "dataset": decision.dataset, "student": decision.student,
                                         "reward": rewards[decision.dataset][decision.student]})
