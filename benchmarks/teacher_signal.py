@@ -17,8 +17,10 @@ teacher's KL at the end, and how the dataset rewards correlate with a dataset's 
 too-high and too-low answers. `--teacher-carry-keep` / `--teacher-carry-mix` run a variant toy
 world (built and cached on first use). Then, for every grounded run that
 promoted, `--eval-seeds` fresh students for each of SOAR-PQ, Base-T (as many untrained-teacher
-questions as PQ holds) and no-selection, and PS (the best promoted student, its pass@k sampled with
-each evaluation seed); finished cells are read back. pass@32 on D_test (mean ± SD) and retention.
+questions as PQ holds), no-selection and PS replayed (a fresh student through the promoted datasets
+in promotion order), and PS (the best promoted student, its pass@k sampled with each evaluation
+seed); finished cells are read back. `--teacher-lr 0` gives the frozen-teacher control: the grounded
+selection of students with a teacher that never learns. pass@32 on D_test (mean ± SD) and retention.
 Prints figures, asserts nothing.
 """
 
@@ -32,13 +34,13 @@ import statistics
 import time
 from pathlib import Path
 
-from soar.baselines import FreshStudentConfig, base_t
+from soar.baselines import FreshStudentConfig, base_t, fresh_student
 from soar.compare import seed_summary
 from soar.demo import toy_hard_set
 from soar.diagnostics import toy_truth_stats
 from soar.loop import SoarConfig, run
 from soar.models import set_threads
-from soar.protocols import no_selection, promoted_questions, promoted_student
+from soar.protocols import no_selection, promoted_questions, promoted_student, replayed_promotions
 from soar.rl import RLConfig
 from soar.runs import read_jsonl, write_json
 from soar.tasks.toy import ToyConfig, build, problem_truth
@@ -91,6 +93,28 @@ def evaluated_ps(run_cfg: SoarConfig, cell: FreshStudentConfig) -> dict:
     return result
 
 
+CELLS = ("soar_pq", "base_t", "no_selection", "soar_ps", "ps_replayed", "hard_only", "oracle")
+PQ_PROTOCOL = ("soar_pq", "base_t", "hard_only", "oracle")  # fresh students whose budget is --fresh-steps
+
+
+def cell_dir(root: Path, name: str, fresh_steps: int, seed: int) -> Path:
+    """Where an evaluation cell lives: PQ-protocol cells at a budget other than 80 steps get their own."""
+    if name in PQ_PROTOCOL and fresh_steps != 80:
+        name = f"{name}_{fresh_steps}steps"
+    return root / name / f"seed{seed}"
+
+
+def evaluated(cells: dict, make_cell, eval_seeds: int) -> dict[str, list[dict]]:
+    """Each cell for each evaluation seed: a finished cell is read back (so an evaluation resumes)."""
+    results: dict[str, list[dict]] = {name: [] for name in cells}
+    for s in range(eval_seeds):
+        for name, train_one in cells.items():
+            cell = make_cell(name, s)
+            done = Path(cell.out) / "result.json"
+            results[name].append(json.loads(done.read_text()) if done.exists() else train_one(cell))
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=2)
@@ -108,6 +132,9 @@ def main() -> None:
                     help="toy world variant: share of teacher-format problems by number of carries")
     ap.add_argument("--out", default="runs/teacher_signal")
     ap.add_argument("--arms", nargs="+", choices=["grounded", "random"], default=["grounded", "random"])
+    ap.add_argument("--fresh-steps", type=int, default=80,
+                    help="RLOO steps of the fresh students of the PQ protocol (SOAR-PQ, Base-T, Hard-Only, oracle)")
+    ap.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS), help="which evaluations to run")
     args = ap.parse_args()
     set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
     out = Path(args.out)
@@ -154,34 +181,45 @@ def main() -> None:
 
     if args.eval_seeds < 1:
         return
-    print(f"\nfresh students over {args.eval_seeds} seeds (pass@32 on D_test, %)")
+    print(f"\nfresh students over {args.eval_seeds} seeds (pass@32 on D_test, %; "
+          f"PQ-protocol students {args.fresh_steps} steps)")
+    fresh = FreshStudentConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="", retention=easy,
+                               steps=args.fresh_steps, eval_every=max(1, args.fresh_steps // 4))
+    oracle = str(toy_dir / "oracle_curriculum.jsonl")
+    world = {"hard_only": lambda c: fresh_student(c, log=quiet),
+             "oracle": lambda c: fresh_student(dataclasses.replace(c, extra=oracle), log=quiet)}
+    world = {name: f for name, f in world.items() if name in args.cells}
+    if world:  # the world's own arms: the same for every run of this --out
+        make = lambda name, s: dataclasses.replace(fresh, out=str(cell_dir(out / "world", name, args.fresh_steps, s)), seed=s)  # noqa: E731
+        for name, results in evaluated(world, make, args.eval_seeds).items():
+            print(f"  {name:13s} {seed_summary(results)}")
     for cfg, state in runs:
         if not state["promotions"]:
             print(f"{cfg.out}: no promotion, no PQ or PS")
             continue
-        fresh = FreshStudentConfig(model=str(toy_dir), hard_set=cfg.hard_set, out="", retention=easy)
-        arms: dict[str, list[dict]] = {"soar_pq": [], "base_t": [], "no_selection": [], "soar_ps": []}
         pq_size = len(read_jsonl(Path(cfg.out) / "promoted_questions.jsonl"))
         train_arm = {"soar_pq": lambda c: promoted_questions(cfg, c, log=quiet),
                      "base_t": lambda c: base_t(c, pq_size, log=quiet),
                      "no_selection": lambda c: no_selection(cfg, c, log=quiet),
-                     "soar_ps": lambda c: evaluated_ps(cfg, c)}
-        for s in range(args.eval_seeds):
-            for name, train_one in train_arm.items():
-                cell = dataclasses.replace(fresh, out=str(Path(cfg.out) / "eval" / name / f"seed{s}"), seed=s)
-                done = Path(cell.out) / "result.json"  # a finished cell is read back, so an evaluation resumes
-                arms[name].append(json.loads(done.read_text()) if done.exists() else train_one(cell))
+                     "soar_ps": lambda c: evaluated_ps(cfg, c),
+                     "ps_replayed": lambda c: replayed_promotions(cfg, c, log=quiet)}
+        train_arm = {name: f for name, f in train_arm.items() if name in args.cells}
+        make = lambda name, s: dataclasses.replace(fresh, out=str(cell_dir(Path(cfg.out) / "eval", name, args.fresh_steps, s)), seed=s)  # noqa: E731
+        arms = evaluated(train_arm, make, args.eval_seeds)
         print(f"{cfg.out}: {len(state['promotions'])} promotions, PQ {pq_size} questions")
-        base_t_questions = [toy_truth_stats(read_jsonl(Path(cfg.out) / "eval" / "base_t" / f"seed{s}" /
-                                                       "teacher_questions.jsonl")) for s in range(args.eval_seeds)]
-        for name, truths in {"PQ": [toy_truth_stats(read_jsonl(Path(cfg.out) / "promoted_questions.jsonl"))],
-                             "Base-T (mean over seeds)": base_t_questions}.items():
+        question_sets = {"PQ": [toy_truth_stats(read_jsonl(Path(cfg.out) / "promoted_questions.jsonl"))]}
+        if "base_t" in arms:
+            question_sets["Base-T (mean over seeds)"] = [toy_truth_stats(read_jsonl(
+                cell_dir(Path(cfg.out) / "eval", "base_t", args.fresh_steps, s) / "teacher_questions.jsonl"))
+                for s in range(args.eval_seeds)]
+        for name, truths in question_sets.items():
             mean = lambda key: 100 * statistics.mean(t[key] for t in truths)  # noqa: E731
             print(f"  {name} questions: stepping stones {mean('stepping_stone'):.0f}%, correct {mean('correct'):.0f}%")
         for name, results in arms.items():
             print(f"  {name:13s} {seed_summary(results)}")
-        print(f"  (soar_ps: student {arms['soar_ps'][0]['student']} of {arms['soar_ps'][0]['candidates']} promoted, "
-              f"its pass@32 sampled with each evaluation seed)")
+        if "soar_ps" in arms:
+            print(f"  (soar_ps: student {arms['soar_ps'][0]['student']} of {arms['soar_ps'][0]['candidates']} "
+                  f"promoted, its pass@32 sampled with each evaluation seed)")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@
   (a SOAR run's final teacher, or the base model for Base-T), then the PQ protocol on them.
 - No-selection: a fresh student trained, like PS, through as many inner loops as PS had promotions,
   each on a random untrained-teacher dataset — what PS would be without the grounded selection.
+- PS replayed: a fresh student trained through the promoted datasets in promotion order, with new
+  seeds — whether PS's gain is carried by its questions or by which student trajectories were promoted.
 
-A run with no promotion has no PS, PQ or no-selection result: these return None.
+A run with no promotion has no PS, PQ, no-selection or replayed result: these return None.
 """
 
 from __future__ import annotations
@@ -106,6 +108,23 @@ def teacher_sampling(teacher: str | Path, eval_cfg: FreshStudentConfig, num_ques
 
 def no_selection(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -> dict | None:
     """No-selection control: as many inner loops as PS had promotions, on random untrained-teacher datasets."""
+    return _retrace(run, eval_cfg, "no-selection", log)
+
+
+def replayed_promotions(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -> dict | None:
+    """PS replayed: a fresh student through the promoted datasets, in promotion order, with new seeds.
+
+    The same inner loops as the promoted students had (K steps on the first dataset, K + the extra
+    steps on each later one), on the same questions, but nothing is selected: where PS's gain lives
+    in the questions, this reaches it; where it lives in which student trajectory was promoted, this
+    stays near no-selection.
+    """
+    return _retrace(run, eval_cfg, "replayed", log)
+
+
+def _retrace(run: SoarConfig, eval_cfg: FreshStudentConfig, kind: str, log) -> dict | None:
+    """A fresh student through one inner loop per promotion: on random untrained-teacher datasets
+    ("no-selection") or on the promoted datasets themselves ("replayed")."""
     state_path = Path(run.out) / "state.json"
     promotions = json.loads(state_path.read_text())["promotions"] if state_path.exists() else []
     if not promotions:
@@ -115,12 +134,20 @@ def no_selection(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -> dict
     task = configured_task(run, tokenizer)
     base = load_model(run.model, resolve_device(eval_cfg.device))
     reference, student = frozen_copy(base), frozen_copy(base).requires_grad_(True)
-    teacher_gen = make_generator(base, tokenizer, run.generation, run.model)
     student_gen = make_generator(student, tokenizer, run.generation, run.model)
-    rng = random.Random(f"{eval_cfg.seed}/no-selection")
+    if kind == "replayed":
+        promoted = read_jsonl(Path(run.out) / "promoted_questions.jsonl")
+        datasets = [[row for row in promoted if (row["step"], row["dataset"]) == (p["step"], p["dataset"])]
+                    for p in promotions]
+    else:
+        teacher_gen = make_generator(base, tokenizer, run.generation, run.model)
+        rng = random.Random(f"{eval_cfg.seed}/no-selection")
     for i, promo in enumerate(promotions):
-        dataset, _, _ = teacher_questions(teacher_gen, task, run.dataset_size, rng.randrange(2**31),
-                                          run.teacher_max_new_tokens, run.max_teacher_rounds)
+        if kind == "replayed":
+            dataset = datasets[i]
+        else:
+            dataset, _, _ = teacher_questions(teacher_gen, task, run.dataset_size, rng.randrange(2**31),
+                                              run.teacher_max_new_tokens, run.max_teacher_rounds)
         steps = run.inner_steps + (run.extra_inner_steps_after_promotion if i > 0 else 0)
         train_student(student, reference, student_gen, task, dataset, steps, run.student,
                       inner_seed(eval_cfg.seed, promo["step"], -1, i), tokenizer.pad_token_id)
@@ -129,8 +156,8 @@ def no_selection(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -> dict
     if eval_cfg.retention:
         result["retention"] = greedy_accuracy(student_gen, task, read_problems(eval_cfg.retention))
     result.update({"inner_loops": len(promotions), "wall_seconds": round(time.time() - t0, 1)})
-    log(f"no-selection ({len(promotions)} random datasets): pass@{eval_cfg.eval_samples} "
-        f"{result['pass_at_k'][str(eval_cfg.eval_samples)]:.1f}%")
+    log(f"{kind} ({len(promotions)} {'promoted' if kind == 'replayed' else 'random'} datasets): "
+        f"pass@{eval_cfg.eval_samples} {result['pass_at_k'][str(eval_cfg.eval_samples)]:.1f}%")
     write_json(Path(eval_cfg.out) / "result.json", result)
     return result
 

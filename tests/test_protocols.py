@@ -176,3 +176,57 @@ def test_teacher_sampling_from_a_run_directory(tiny_toy, tmp_path):
                  "--run.eval-samples", "4", "--run.student.batch-questions", "2", "--run.student.group-size", "4"]) == 0
     assert len(read_problems(tmp_path / "cli" / "teacher_questions.jsonl")) == 3
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["teacher"] == str(run)
+
+
+# ---------------------------------------------------------------- PS controls: no-selection and replayed
+
+def test_replayed_and_no_selection_retrace_one_inner_loop_per_promotion(tiny_toy, tmp_path, monkeypatch):
+    import soar.protocols as protocols
+    from soar.loop import SoarConfig
+    from soar.runs import read_problems, write_jsonl
+
+    toy_dir, _ = tiny_toy
+    hard = tmp_path / "hard"
+    candidates = read_problems(toy_dir / "hard_candidates.jsonl")
+    write_jsonl(hard / "train.jsonl", candidates[:6])
+    write_jsonl(hard / "test.jsonl", candidates[6:9])
+    run = tmp_path / "run"
+    run.mkdir()
+    curriculum = read_problems(toy_dir / "oracle_curriculum.jsonl")
+    # Two promotions (steps 1 and 4, datasets 2 and 0); the promoted questions as the loop appends them.
+    promoted = ([{**p, "step": 1, "dataset": 2} for p in curriculum[:3]] +
+                [{**p, "step": 4, "dataset": 0} for p in curriculum[3:6]])
+    write_jsonl(run / "promoted_questions.jsonl", promoted)
+    (run / "state.json").write_text(json.dumps({"step": 5, "history": [], "checkpoint": "ckpt_0005", "promotions": [
+        {"step": 1, "dataset": 2, "student": 0, "reward": 0.5}, {"step": 4, "dataset": 0, "student": 1, "reward": 0.4}]}))
+    run_cfg = SoarConfig(model=str(toy_dir), hard_set=str(hard), out=str(run), dataset_size=4, inner_steps=2,
+                         extra_inner_steps_after_promotion=1, student=StudentConfig(batch_questions=2, group_size=2))
+    cfg = FreshStudentConfig(model=str(toy_dir), hard_set=str(hard), out=str(tmp_path / "cell"), eval_samples=4,
+                             retention=str(toy_dir / "easy.jsonl"))
+    calls = []
+    real = protocols.train_student
+
+    def recording(student, reference, gen, task, dataset, steps, *args):
+        calls.append(([p["question"] for p in dataset], steps, id(student)))
+        return real(student, reference, gen, task, dataset, steps, *args)
+
+    monkeypatch.setattr(protocols, "train_student", recording)
+    quiet = lambda *_: None  # noqa: E731
+    result = protocols.replayed_promotions(run_cfg, cfg, log=quiet)
+    # The promoted datasets, in promotion order, K steps then K + extra, on one student.
+    assert [(q, steps) for q, steps, _ in calls] == [([p["question"] for p in curriculum[:3]], 2),
+                                                     ([p["question"] for p in curriculum[3:6]], 3)]
+    assert calls[0][2] == calls[1][2]
+    assert result["inner_loops"] == 2 and set(result["pass_at_k"]) == {"1", "4"} and 0 <= result["retention"] <= 1
+    assert json.loads((tmp_path / "cell" / "result.json").read_text())["pass_at_k"] == result["pass_at_k"]
+
+    calls.clear()
+    result = protocols.no_selection(run_cfg, cfg, log=quiet)
+    # Random untrained-teacher datasets of the run's dataset size instead, same step counts.
+    assert [steps for _, steps, _ in calls] == [2, 3] and all(len(q) == 4 for q, _, _ in calls)
+    assert not {q for qs, _, _ in calls for q in qs} <= {p["question"] for p in promoted}
+    assert result["inner_loops"] == 2
+
+    (run / "state.json").write_text(json.dumps({"step": 5, "history": [], "promotions": [], "checkpoint": "ckpt_0005"}))
+    assert protocols.replayed_promotions(run_cfg, cfg, log=quiet) is None
+    assert protocols.no_selection(run_cfg, cfg, log=quiet) is None
