@@ -132,15 +132,22 @@ def test_curriculum_trains_on_extra_problems_only_then_on_d_train(tiny_toy):
 
 # ---------------------------------------------------------------- teacher sampling
 
+def hard_set_dir(toy_dir, path, num_test):
+    """A hard-set directory of the toy world's hard candidates: 6 in train.jsonl, `num_test` in test.jsonl."""
+    from soar.runs import read_problems, write_jsonl
+
+    candidates = read_problems(toy_dir / "hard_candidates.jsonl")
+    write_jsonl(path / "train.jsonl", candidates[:6])
+    write_jsonl(path / "test.jsonl", candidates[6:6 + num_test])
+    return path
+
+
 def test_teacher_sampling_from_a_run_directory(tiny_toy, tmp_path):
     from soar.protocols import teacher_model_dir, teacher_sampling
-    from soar.runs import read_jsonl, read_problems, write_jsonl
+    from soar.runs import read_jsonl, read_problems
 
     toy_dir, _ = tiny_toy
-    hard = tmp_path / "hard"
-    candidates = read_problems(toy_dir / "hard_candidates.jsonl")
-    write_jsonl(hard / "train.jsonl", candidates[:6])
-    write_jsonl(hard / "test.jsonl", candidates[6:12])
+    hard = hard_set_dir(toy_dir, tmp_path / "hard", num_test=6)
     # A SOAR run directory as the loop leaves it: state.json names the latest checkpoint, whose teacher
     # holds weights only (no tokenizer).
     run = tmp_path / "run"
@@ -186,10 +193,7 @@ def test_replayed_and_no_selection_retrace_one_inner_loop_per_promotion(tiny_toy
     from soar.runs import read_problems, write_jsonl
 
     toy_dir, _ = tiny_toy
-    hard = tmp_path / "hard"
-    candidates = read_problems(toy_dir / "hard_candidates.jsonl")
-    write_jsonl(hard / "train.jsonl", candidates[:6])
-    write_jsonl(hard / "test.jsonl", candidates[6:9])
+    hard = hard_set_dir(toy_dir, tmp_path / "hard", num_test=3)
     run = tmp_path / "run"
     run.mkdir()
     curriculum = read_problems(toy_dir / "oracle_curriculum.jsonl")
