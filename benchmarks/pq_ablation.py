@@ -1,13 +1,28 @@
-"""What in a SOAR run's promoted questions helps? PQ as promoted, correct answers only, stones only.
+"""What in a SOAR run's promoted questions helps? PQ as promoted, with true answers, correct only, stones only.
 
-    python benchmarks/pq_ablation.py RUN_DIR [RUN_DIR ...] [--seeds 5] [--out runs/pq_ablation]
+    python benchmarks/pq_ablation.py RUN_DIR [RUN_DIR ...] [--seeds 5] [--steps 80] [--out runs/pq_ablation]
+                                     [--versions promoted true_answers correct stones oracle_same_size
+                                                 base_t base_t_true_answers]
 
 For toy-world SOAR runs: pools the promoted questions of the given runs and trains fresh students
-(the PQ protocol: D_train plus the extra problems, the run's hard set) on three versions of the pool,
-all with the teacher's answers as written: every promoted question (PQ), only those whose answer is
-correct, and only the useful stepping stones (correct, 1-2 carries). Prints pass@32 on D_test
-(mean ± SD over seeds) and retention, after the pool's correct/all counts by number of carries.
-Prints figures, asserts nothing.
+(the PQ protocol: D_train plus the extra problems, the run's hard set, `--steps` RLOO steps) on
+versions of the pool:
+
+- promoted: every promoted question with the teacher's answer (SOAR-PQ itself);
+- true_answers: every promoted question with its correct sum (what the teacher's wrong answers cost);
+- correct: only the questions whose answer is correct;
+- stones: only the useful stepping stones (correct, 1-2 carries);
+- oracle_same_size: as many problems as the pool, drawn from the world's oracle curriculum (correct,
+  0-2 carries; a new draw per seed): what the teacher's choice of questions costs against the oracle's;
+- base_t: as many questions from the untrained teacher (the base model), with its answers, sampled
+  with the seed (Base-T's questions in `benchmarks/teacher_signal.py`);
+- base_t_true_answers: the same questions with their correct sums: with true_answers, whether the
+  grounded selection picks better questions or only better answers.
+
+Prints the pool's correct/all counts by number of carries, then pass@32 on D_test (mean ± SD over
+seeds) and retention per version. Finished cells are read back, so a killed call resumes. With one
+run and the same `--steps`, the promoted version trains exactly the fresh students of
+`benchmarks/teacher_signal.py`'s soar_pq cells. Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -16,19 +31,48 @@ import argparse
 import dataclasses
 import json
 import os
+import random
 from pathlib import Path
 
-from soar.baselines import FreshStudentConfig, fresh_student
+from soar.baselines import FreshStudentConfig, fresh_student, teacher_questions
 from soar.compare import seed_summary
-from soar.models import set_threads
-from soar.runs import read_jsonl
-from soar.tasks.toy import problem_truth
+from soar.generation import GenerationConfig, make_generator
+from soar.models import load_model, load_tokenizer, set_threads
+from soar.tasks import load_task
+from soar.runs import read_jsonl, read_problems
+from soar.tasks.toy import problem_truth, true_answer
+
+VERSIONS = ("promoted", "true_answers", "correct", "stones", "oracle_same_size", "base_t", "base_t_true_answers")
+
+
+def with_true_answers(problems: list[dict]) -> list[dict]:
+    return [{**p, "answer": true_answer(p["question"])} for p in problems]
+
+
+def extra_problems(version: str, pool: list[dict], model: str, seed: int) -> list[dict]:
+    """The extra problems of one version for one evaluation seed."""
+    if version == "promoted":
+        return pool
+    if version == "true_answers":
+        return with_true_answers(pool)
+    if version in ("correct", "stones"):
+        key = "correct" if version == "correct" else "stepping_stone"
+        return [p for p in pool if problem_truth(p["question"], p["answer"])[key]]
+    if version == "oracle_same_size":
+        oracle = read_problems(Path(model) / "oracle_curriculum.jsonl")
+        return random.Random(f"oracle_same_size/{len(pool)}/{seed}").sample(oracle, len(pool))
+    tokenizer = load_tokenizer(model)  # base_t, base_t_true_answers: as protocols.teacher_sampling samples them
+    generator = make_generator(load_model(model), tokenizer, GenerationConfig(), model)
+    questions = teacher_questions(generator, load_task("toy"), len(pool), seed, max_new_tokens=24)[0]
+    return questions if version == "base_t" else with_true_answers(questions)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=80, help="RLOO steps of every fresh student")
+    ap.add_argument("--versions", nargs="+", choices=VERSIONS, default=list(VERSIONS))
     ap.add_argument("--out", default="runs/pq_ablation")
     args = ap.parse_args()
     set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
@@ -36,22 +80,21 @@ def main() -> None:
     pool = [{"id": f"pq-{i:05d}", "question": r["question"], "answer": r["answer"]}
             for i, r in enumerate(row for run in args.runs for row in read_jsonl(Path(run) / "promoted_questions.jsonl"))]
     truth = [problem_truth(p["question"], p["answer"]) for p in pool]
-    versions = {"PQ (as promoted)": pool,
-                "correct answers only": [p for p, t in zip(pool, truth) if t["correct"]],
-                "stepping stones only": [p for p, t in zip(pool, truth) if t["stepping_stone"]]}
-    fresh = FreshStudentConfig(model=config["model"], hard_set=config["hard_set"], out="", retention=config["retention"])
+    fresh = FreshStudentConfig(model=config["model"], hard_set=config["hard_set"], out="", retention=config["retention"],
+                               steps=args.steps, eval_every=max(1, args.steps // 4))
     quiet = lambda *_: None  # noqa: E731
     print(f"{len(args.runs)} run(s), {len(pool)} promoted questions; by carries (correct answers / all):")
     print("  " + "  ".join(f"{c}: {sum(t['correct'] for t in truth if t['carries'] == c)}/"
                            f"{sum(t['carries'] == c for t in truth)}" for c in sorted({t['carries'] for t in truth})))
-    print(f"{'version':22s} {'count':>5s}  fresh students over {args.seeds} seeds")
-    for i, (name, extra) in enumerate(versions.items()):
-        if not extra:
-            print(f"{name:22s} {0:5d}  –")
-            continue
-        results = [fresh_student(dataclasses.replace(fresh, out=str(Path(args.out) / f"v{i}" / f"seed{s}"), seed=s),
-                                 extra=extra, log=quiet) for s in range(args.seeds)]
-        print(f"{name:22s} {len(extra):5d}  {seed_summary(results)}")
+    print(f"{'version':19s} {'count':>5s}  fresh students, {args.steps} steps, over {args.seeds} seeds")
+    for name in args.versions:
+        results, count = [], len(extra_problems(name, pool, config["model"], 0))
+        for s in range(args.seeds if count else 0):
+            cell = dataclasses.replace(fresh, out=str(Path(args.out) / f"{name}_{args.steps}steps" / f"seed{s}"), seed=s)
+            done = Path(cell.out) / "result.json"
+            results.append(json.loads(done.read_text()) if done.exists()
+                           else fresh_student(cell, extra=extra_problems(name, pool, config["model"], s), log=quiet))
+        print(f"{name:19s} {count:5d}  {seed_summary(results) if results else '–'}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 
 from soar.tasks import load_task
 from soar.tasks.toy import (build, build_tokenizer, carry_columns, is_hard, noisy_sum, parse_question,
-                            parse_teacher_output, problem_truth)
+                            parse_teacher_output, problem_truth, true_answer)
 
 
 @pytest.mark.parametrize("a, b, carries", [
@@ -55,6 +55,7 @@ def test_problem_truth_and_teacher_parse():
     assert problem_truth("0471+3852=", "03223")["too_high"] is False
     assert problem_truth("1234+4321=", "06665")["too_high"] is True  # carries where there are none
     assert problem_truth("1234+4321=", "05555")["stepping_stone"] is False  # correct but carry-free
+    assert true_answer("0471+3852=") == "04323" and true_answer("0001+0002=") == "00003"
 
 
 def test_tokenizer_round_trip():

@@ -141,13 +141,19 @@ def is_hard(a: int, b: int, digits: int, hard_carries: int) -> bool:
     return sum(carries) == hard_carries and carries[-1]
 
 
+def true_answer(question: str) -> str:
+    """The correct sum of a toy question, zero-padded to the world's answer width."""
+    a, b = parse_question(question)
+    return str(a + b).zfill(len(question.split("+")[0]) + 1)
+
+
 def problem_truth(question: str, answer: str) -> dict:
     """What the toy world knows about a (question, answer) pair: carries, correctness, usefulness, and
     whether a wrong answer is above the sum (`too_high`: spurious carries; the noisy adders only drop them)."""
     a, b = parse_question(question)
     digits = len(question.split("+")[0])
     num_carries = sum(carry_columns(a, b, digits))
-    correct = answer == str(a + b).zfill(digits + 1)
+    correct = answer == true_answer(question)
     too_high = not correct and answer.isdigit() and int(answer) > a + b
     return {"carries": num_carries, "correct": correct, "stepping_stone": correct and 1 <= num_carries <= 2,
             "too_high": too_high}

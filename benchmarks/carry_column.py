@@ -1,0 +1,79 @@
+"""Which stepping stones lift the hard set? By where they carry, and how many times.
+
+    python benchmarks/carry_column.py [--seeds 10] [--steps 160] [--size 32] [--arms top lower any two]
+                                      [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...] [--out runs/carry_column]
+
+Every hard problem carries out of its top column (the answer's leading 1) and in two lower columns.
+This trains fresh students (the PQ protocol: D_train plus `--size` extra problems, `--steps` RLOO
+steps) on extra problems whose answers are all correct: half carry-free, half with exactly one
+carry, out of the top column ("top"), out of the ones, tens or hundreds column ("lower"), or out of
+any column ("any"); or half with exactly two carries, anywhere ("two"). A new draw per seed. Prints pass@32 on D_test (mean ± SD over seeds) and retention per
+arm; finished cells are read back. `--teacher-carry-keep` / `--teacher-carry-mix` pick the toy world
+variant (its student lines, and so the plateau, are the same). Prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+from pathlib import Path
+
+from soar.baselines import FreshStudentConfig, fresh_student
+from soar.compare import seed_summary
+from soar.demo import toy_hard_set
+from soar.models import set_threads
+from soar.tasks.toy import ToyConfig, build, carry_columns, format_question, true_answer
+
+ARMS = {"top": (1, lambda carries: carries[-1]), "lower": (1, lambda carries: not carries[-1]),
+        "any": (1, lambda carries: True), "two": (2, lambda carries: True)}  # arm: (carries, where)
+
+
+def extra_problems(arm: str, size: int, seed: int, digits: int = 4) -> list[dict]:
+    """`size` correct problems: half carry-free, half with the carries `arm` asks for."""
+    rng = random.Random(f"carry_column/{arm}/{size}/{seed}")
+    rows: list[dict] = []
+    while len(rows) < size:
+        a, b = rng.randrange(10**digits), rng.randrange(10**digits)
+        carries = carry_columns(a, b, digits)
+        wanted, where = (0, None) if len(rows) < size // 2 else ARMS[arm]
+        if sum(carries) == wanted and (wanted == 0 or where(carries)):
+            q = format_question(a, b, digits)
+            rows.append({"id": f"{arm}-{len(rows):05d}", "question": q, "answer": true_answer(q)})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=160, help="RLOO steps of every fresh student")
+    ap.add_argument("--size", type=int, default=32, help="extra problems per student (half carry-free)")
+    ap.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    ap.add_argument("--teacher-carry-keep", type=float, default=ToyConfig.teacher_carry_keep)
+    ap.add_argument("--teacher-carry-mix", type=float, nargs="+", default=list(ToyConfig.teacher_carry_mix))
+    ap.add_argument("--out", default="runs/carry_column")
+    args = ap.parse_args()
+    set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
+    out = Path(args.out)
+    toy_dir = build(ToyConfig(teacher_carry_keep=args.teacher_carry_keep, teacher_carry_mix=tuple(args.teacher_carry_mix)))
+    train, test = toy_hard_set(toy_dir, out / "hard_set", 256, 0)
+    fresh = FreshStudentConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="",
+                               retention=str(toy_dir / "easy.jsonl"), steps=args.steps,
+                               eval_every=max(1, args.steps // 4))
+    quiet = lambda *_: None  # noqa: E731
+    print(f"hard set {len(train)} train / {len(test)} test; {args.size} extra problems per student, "
+          f"{args.steps} steps, {args.seeds} seeds")
+    for arm in args.arms:
+        results = []
+        for s in range(args.seeds):
+            cell = dataclasses.replace(fresh, out=str(out / f"{arm}_{args.size}_{args.steps}steps" / f"seed{s}"), seed=s)
+            done = Path(cell.out) / "result.json"
+            results.append(json.loads(done.read_text()) if done.exists()
+                           else fresh_student(cell, extra=extra_problems(arm, args.size, s), log=quiet))
+        print(f"{arm:6s} {seed_summary(results)}")
+
+
+if __name__ == "__main__":
+    main()
