@@ -1,13 +1,14 @@
 """Which stepping stones lift the hard set? By where they carry, and how many times.
 
-    python benchmarks/carry_column.py [--seeds 10] [--steps 160] [--size 32] [--arms top lower any two]
+    python benchmarks/carry_column.py [--seeds 10] [--steps 160] [--size 32] [--arms top lower top_lower any two]
                                       [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...] [--out runs/carry_column]
 
 Every hard problem carries out of its top column (the answer's leading 1) and in two lower columns.
 This trains fresh students (the PQ protocol: D_train plus `--size` extra problems, `--steps` RLOO
 steps) on extra problems whose answers are all correct: half carry-free, half with exactly one
-carry, out of the top column ("top"), out of the ones, tens or hundreds column ("lower"), or out of
-any column ("any"); or half with exactly two carries, anywhere ("two"). A new draw per seed. Prints pass@32 on D_test (mean ± SD over seeds) and retention per
+carry, out of the top column ("top"), out of the ones, tens or hundreds column ("lower"), the two
+in turn ("top_lower"), or out of any column ("any"); or half with exactly two carries, anywhere
+("two"). A new draw per seed. Prints pass@32 on D_test (mean ± SD over seeds) and retention per
 arm; finished cells are read back. `--teacher-carry-keep` / `--teacher-carry-mix` pick the toy world
 variant (its student lines, and so the plateau, are the same). Prints figures, asserts nothing.
 """
@@ -27,8 +28,9 @@ from soar.demo import toy_hard_set
 from soar.models import set_threads
 from soar.tasks.toy import ToyConfig, build, carry_columns, format_question, true_answer
 
-ARMS = {"top": (1, lambda carries: carries[-1]), "lower": (1, lambda carries: not carries[-1]),
-        "any": (1, lambda carries: True), "two": (2, lambda carries: True)}  # arm: (carries, where)
+TOP, LOWER, ANYWHERE = (lambda c: c[-1]), (lambda c: not c[-1]), (lambda c: True)
+ARMS = {"top": [(1, TOP)], "lower": [(1, LOWER)], "top_lower": [(1, TOP), (1, LOWER)], "any": [(1, ANYWHERE)],
+        "two": [(2, ANYWHERE)]}  # arm: the (carries, where) of its carry problems, in turn
 
 
 def extra_problems(arm: str, size: int, seed: int, digits: int = 4) -> list[dict]:
@@ -38,7 +40,8 @@ def extra_problems(arm: str, size: int, seed: int, digits: int = 4) -> list[dict
     while len(rows) < size:
         a, b = rng.randrange(10**digits), rng.randrange(10**digits)
         carries = carry_columns(a, b, digits)
-        wanted, where = (0, None) if len(rows) < size // 2 else ARMS[arm]
+        turn = len(rows) - size // 2
+        wanted, where = (0, None) if turn < 0 else ARMS[arm][turn % len(ARMS[arm])]
         if sum(carries) == wanted and (wanted == 0 or where(carries)):
             q = format_question(a, b, digits)
             rows.append({"id": f"{arm}-{len(rows):05d}", "question": q, "answer": true_answer(q)})

@@ -1,10 +1,12 @@
 """The toy world's plateau and stepping stones, measured: prints figures, asserts nothing.
 
     python benchmarks/plateau.py [--seeds 5] [--steps 60] [--out runs/plateau]
+                                 [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...]
 
-1. builds (or reuses) the default toy world and prints its build time;
+1. builds (or reuses) the toy world (default, or the variant of the two flags) and prints its build time;
 2. `soar filter`: the fail@128 hard set of the hard candidates (train/test sizes);
-3. base-model pass@1..32 on D_test, and its success per sample by number of carries;
+3. base-model pass@1..32 on D_test, and its success per sample by number of carries (and for one
+   carry out of the top column: the hard problems' leading 1);
 4. for each seed, a fresh student trained for the same N RLOO steps on
    Hard-Only (D_train only), Base-T (D_train + untrained-teacher questions) and the oracle curriculum
    (D_train + correct stepping stones): pass@32 on D_test, retention (greedy accuracy on carry-free
@@ -39,12 +41,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--base-t-questions", type=int, default=128)
     ap.add_argument("--out", default="runs/plateau")
+    ap.add_argument("--teacher-carry-keep", type=float, default=ToyConfig.teacher_carry_keep)
+    ap.add_argument("--teacher-carry-mix", type=float, nargs="+", default=list(ToyConfig.teacher_carry_mix))
     args = ap.parse_args()
     out = Path(args.out)
     quiet = lambda *_: None  # noqa: E731
 
     t0 = time.time()
-    toy_dir = build(ToyConfig())
+    toy_dir = build(ToyConfig(teacher_carry_keep=args.teacher_carry_keep, teacher_carry_mix=tuple(args.teacher_carry_mix)))
     print(f"toy world: {toy_dir} (ready in {time.time() - t0:.1f}s)")
 
     t0 = time.time()
@@ -65,14 +69,16 @@ def main() -> None:
 
     rng = random.Random(7)
     rates = []
-    for carries in range(4):
+    kinds = [(f"{c} carries", lambda columns, c=c: sum(columns) == c) for c in range(4)]
+    kinds.append(("1 carry, out of the top column", lambda columns: sum(columns) == 1 and columns[-1]))
+    for seed, (name, accept) in enumerate(kinds):
         probs = []
         while len(probs) < 64:
             a, b = rng.randrange(10**4), rng.randrange(10**4)
-            if sum(carry_columns(a, b, 4)) == carries:
+            if accept(carry_columns(a, b, 4)):
                 probs.append({"question": format_question(a, b, 4), "answer": str(a + b).zfill(5)})
-        correct = sum(count_correct(gen, task, probs, 64, seed=carries))
-        rates.append(f"{carries} carries {correct}/{64 * 64} ({100 * correct / 4096:.2f}%)")
+        correct = sum(count_correct(gen, task, probs, 64, seed=seed))
+        rates.append(f"{name} {correct}/{64 * 64} ({100 * correct / 4096:.2f}%)")
     print("base model, success per sample at temperature 1: " + ", ".join(rates))
 
     qs, _, rejected = teacher_questions(gen, task, 1000, seed=123, max_new_tokens=24)
@@ -95,6 +101,8 @@ def main() -> None:
                   f"retention {r['retention']:.2f}  train reward {sum(r['train_reward']) / len(r['train_reward']):.4f}  "
                   f"{r['wall_seconds']:.0f}s", flush=True)
 
+    if not args.seeds:
+        return
     print(f"\nafter {args.steps} student steps, {args.seeds} seeds, D_test pass@k in % (mean ± SD):")
     print(f"{'arm':10s} {'pass@1':>12s} {'pass@32':>12s} {'retention':>10s} {'wall s':>7s}  per-seed pass@32")
     for arm, runs in arms.items():

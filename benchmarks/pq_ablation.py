@@ -86,6 +86,8 @@ def main() -> None:
     print(f"{len(args.runs)} run(s), {len(pool)} promoted questions; by carries (correct answers / all):")
     print("  " + "  ".join(f"{c}: {sum(t['correct'] for t in truth if t['carries'] == c)}/"
                            f"{sum(t['carries'] == c for t in truth)}" for c in sorted({t['carries'] for t in truth})))
+    one_carry = [t["top_carry"] for t in truth if t["correct"] and t["carries"] == 1]
+    print(f"  correct 1-carry problems: {sum(one_carry)} out of the top column, {len(one_carry) - sum(one_carry)} lower")
     print(f"{'version':19s} {'count':>5s}  fresh students, {args.steps} steps, over {args.seeds} seeds")
     for name in args.versions:
         results, count = [], len(extra_problems(name, pool, config["model"], 0))

@@ -61,10 +61,13 @@ def share(steps: list[list[dict]], key: str) -> list[float]:
 
 def reward_correlations(steps: list[list[dict]]) -> dict[str, float]:
     """Correlation, over all datasets of the run, of a dataset's reward minus its step's mean reward
-    with how many of its questions are stepping stones / wrong and too high / wrong and too low:
-    what the teacher's RL is actually rewarded for."""
+    with how many of its questions are stepping stones / wrong and too high / wrong and too low /
+    correct with one carry, out of the top column or a lower one: what the teacher's RL is actually
+    rewarded for."""
     kinds = {"stones": lambda t: t["stepping_stone"], "too_high": lambda t: t["too_high"],
-             "too_low": lambda t: not t["correct"] and not t["too_high"]}
+             "too_low": lambda t: not t["correct"] and not t["too_high"],
+             "1-carry stones out of the top column": lambda t: t["correct"] and t["carries"] == 1 and t["top_carry"],
+             "out of a lower column": lambda t: t["correct"] and t["carries"] == 1 and not t["top_carry"]}
     rewards, counts = [], {name: [] for name in kinds}
     for step in steps:
         datasets: dict[int, list[dict]] = {}

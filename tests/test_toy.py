@@ -49,8 +49,9 @@ def test_problem_truth_and_teacher_parse():
     assert parse_teacher_output("0471+3852=04323") == ("0471+3852=", "04323")
     assert parse_teacher_output("0471+3852=0432") == "wrong_width"
     assert parse_teacher_output("0471+38") == "malformed"
-    assert problem_truth("0471+3852=", "04323") == {"carries": 2, "correct": True, "stepping_stone": True,
-                                                     "too_high": False}
+    assert problem_truth("0471+3852=", "04323") == {"carries": 2, "top_carry": False, "correct": True,
+                                                     "stepping_stone": True, "too_high": False}
+    assert problem_truth("8827+6121=", "14948")["top_carry"] is True  # one carry, out of the top column
     assert problem_truth("0471+3852=", "03223")["correct"] is False  # carries dropped: too low
     assert problem_truth("0471+3852=", "03223")["too_high"] is False
     assert problem_truth("1234+4321=", "06665")["too_high"] is True  # carries where there are none

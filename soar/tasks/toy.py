@@ -148,15 +148,16 @@ def true_answer(question: str) -> str:
 
 
 def problem_truth(question: str, answer: str) -> dict:
-    """What the toy world knows about a (question, answer) pair: carries, correctness, usefulness, and
+    """What the toy world knows about a (question, answer) pair: carries, whether the top column
+    carries (the answer's leading 1, which every hard problem has), correctness, usefulness, and
     whether a wrong answer is above the sum (`too_high`: spurious carries; the noisy adders only drop them)."""
     a, b = parse_question(question)
     digits = len(question.split("+")[0])
-    num_carries = sum(carry_columns(a, b, digits))
+    columns = carry_columns(a, b, digits)
     correct = answer == true_answer(question)
     too_high = not correct and answer.isdigit() and int(answer) > a + b
-    return {"carries": num_carries, "correct": correct, "stepping_stone": correct and 1 <= num_carries <= 2,
-            "too_high": too_high}
+    return {"carries": sum(columns), "top_carry": columns[-1], "correct": correct,
+            "stepping_stone": correct and 1 <= sum(columns) <= 2, "too_high": too_high}
 
 
 # ---------------------------------------------------------------- tokenizer and corpus
