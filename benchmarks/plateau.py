@@ -1,6 +1,6 @@
 """The toy world's plateau and stepping stones, measured: prints figures, asserts nothing.
 
-    python benchmarks/plateau.py [--seeds 5] [--steps 60] [--out runs/plateau]
+    python benchmarks/plateau.py [--seeds 5] [--steps 80] [--out runs/plateau]
                                  [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...]
 
 1. builds (or reuses) the toy world (default, or the variant of the two flags) and prints its build time;

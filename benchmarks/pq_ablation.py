@@ -2,7 +2,8 @@
 
     python benchmarks/pq_ablation.py RUN_DIR [RUN_DIR ...] [--seeds 5] [--steps 80] [--out runs/pq_ablation]
                                      [--versions promoted true_answers correct stones oracle_same_size
-                                                 base_t base_t_true_answers]
+                                                 base_t base_t_true_answers teacher_majority
+                                                 base_t_teacher_majority]
 
 For toy-world SOAR runs: pools the promoted questions of the given runs and trains fresh students
 (the PQ protocol: D_train plus the extra problems, the run's hard set, `--steps` RLOO steps) on
@@ -17,10 +18,13 @@ versions of the pool:
 - base_t: as many questions from the untrained teacher (the base model), with its answers, sampled
   with the seed (Base-T's questions in `benchmarks/teacher_signal.py`);
 - base_t_true_answers: the same questions with their correct sums: with true_answers, whether the
-  grounded selection picks better questions or only better answers.
+  grounded selection picks better questions or only better answers;
+- teacher_majority, base_t_teacher_majority: PQ's or Base-T's questions, each answered by the most
+  common of 16 answers the untrained teacher writes after it (self-consistency, no truth used): how
+  much of the true sums' gain a relabelling the toy world does not need to know reaches.
 
-Prints the pool's correct/all counts by number of carries, then pass@32 on D_test (mean ± SD over
-seeds) and retention per version. Finished cells are read back, so a killed call resumes. With one
+Prints the pool's correct/all counts by number of carries, then per version its problems and correct
+answers, pass@32 on D_test (mean ± SD over seeds) and retention. Finished cells are read back, so a killed call resumes. With one
 run and the same `--steps`, the promoted version trains exactly the fresh students of
 `benchmarks/teacher_signal.py`'s soar_pq cells. Prints figures, asserts nothing.
 """
@@ -32,6 +36,7 @@ import dataclasses
 import json
 import os
 import random
+from collections import Counter
 from pathlib import Path
 
 from soar.baselines import FreshStudentConfig, fresh_student, teacher_questions
@@ -40,13 +45,21 @@ from soar.generation import GenerationConfig, make_generator
 from soar.models import load_model, load_tokenizer, set_threads
 from soar.tasks import load_task
 from soar.runs import read_jsonl, read_problems
-from soar.tasks.toy import problem_truth, true_answer
+from soar.tasks.toy import TEACH, problem_truth, true_answer
 
-VERSIONS = ("promoted", "true_answers", "correct", "stones", "oracle_same_size", "base_t", "base_t_true_answers")
+VERSIONS = ("promoted", "true_answers", "correct", "stones", "oracle_same_size", "base_t", "base_t_true_answers",
+            "teacher_majority", "base_t_teacher_majority")
 
 
 def with_true_answers(problems: list[dict]) -> list[dict]:
     return [{**p, "answer": true_answer(p["question"])} for p in problems]
+
+
+def teacher_majority(problems: list[dict], generator, samples: int = 16) -> list[dict]:
+    """Each problem answered by the most common answer the teacher writes after its question."""
+    outputs = generator.generate([TEACH + p["question"] for p in problems], samples, max_new_tokens=8, seed=0)
+    return [{**p, "answer": Counter(s.text.strip() for s in out).most_common(1)[0][0]}
+            for p, out in zip(problems, outputs)]
 
 
 def extra_problems(version: str, pool: list[dict], model: str, seed: int) -> list[dict]:
@@ -61,10 +74,14 @@ def extra_problems(version: str, pool: list[dict], model: str, seed: int) -> lis
     if version == "oracle_same_size":
         oracle = read_problems(Path(model) / "oracle_curriculum.jsonl")
         return random.Random(f"oracle_same_size/{len(pool)}/{seed}").sample(oracle, len(pool))
-    tokenizer = load_tokenizer(model)  # base_t, base_t_true_answers: as protocols.teacher_sampling samples them
-    generator = make_generator(load_model(model), tokenizer, GenerationConfig(), model)
+    generator = make_generator(load_model(model), load_tokenizer(model), GenerationConfig(), model)
+    if version == "teacher_majority":
+        return teacher_majority(pool, generator)
+    # Base-T's questions, sampled as protocols.teacher_sampling samples them
     questions = teacher_questions(generator, load_task("toy"), len(pool), seed, max_new_tokens=24)[0]
-    return questions if version == "base_t" else with_true_answers(questions)
+    relabel = {"base_t": lambda qs: qs, "base_t_true_answers": with_true_answers,
+               "base_t_teacher_majority": lambda qs: teacher_majority(qs, generator)}
+    return relabel[version](questions)
 
 
 def main() -> None:
@@ -88,15 +105,18 @@ def main() -> None:
                            f"{sum(t['carries'] == c for t in truth)}" for c in sorted({t['carries'] for t in truth})))
     one_carry = [t["top_carry"] for t in truth if t["correct"] and t["carries"] == 1]
     print(f"  correct 1-carry problems: {sum(one_carry)} out of the top column, {len(one_carry) - sum(one_carry)} lower")
-    print(f"{'version':19s} {'count':>5s}  fresh students, {args.steps} steps, over {args.seeds} seeds")
+    print(f"{'version':23s} {'count':>5s} {'correct':>7s}  fresh students, {args.steps} steps, over {args.seeds} seeds "
+          "(count and correct answers: the first seed's problems)")
     for name in args.versions:
-        results, count = [], len(extra_problems(name, pool, config["model"], 0))
+        first = extra_problems(name, pool, config["model"], 0)
+        results, count = [], len(first)
+        correct = sum(problem_truth(p["question"], p["answer"])["correct"] for p in first)
         for s in range(args.seeds if count else 0):
             cell = dataclasses.replace(fresh, out=str(Path(args.out) / f"{name}_{args.steps}steps" / f"seed{s}"), seed=s)
             done = Path(cell.out) / "result.json"
             results.append(json.loads(done.read_text()) if done.exists()
                            else fresh_student(cell, extra=extra_problems(name, pool, config["model"], s), log=quiet))
-        print(f"{name:19s} {count:5d}  {seed_summary(results) if results else '–'}")
+        print(f"{name:23s} {count:5d} {correct:7d}  {seed_summary(results) if results else '–'}")
 
 
 if __name__ == "__main__":
