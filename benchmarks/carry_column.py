@@ -1,6 +1,6 @@
 """Which stepping stones lift the hard set? By where they carry, and how many times.
 
-    python benchmarks/carry_column.py [--seeds 10] [--steps 160] [--size 32] [--arms top lower top_lower any two]
+    python benchmarks/carry_column.py [--seeds 10] [--steps 160] [--size 32] [--arms top lower top_lower any two lower_and_top_only_sums]
                                       [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...] [--out runs/carry_column]
 
 Every hard problem carries out of its top column (the answer's leading 1) and in two lower columns.
@@ -8,7 +8,10 @@ This trains fresh students (the PQ protocol: D_train plus `--size` extra problem
 steps) on extra problems whose answers are all correct: half carry-free, half with exactly one
 carry, out of the top column ("top"), out of the ones, tens or hundreds column ("lower"), the two
 in turn ("top_lower"), or out of any column ("any"); or half with exactly two carries, anywhere
-("two"). A new draw per seed. Prints pass@32 on D_test (mean ± SD over seeds) and retention per
+("two"). One arm breaks the rule that answers are correct: "lower_and_top_only_sums" pairs the
+lower one-carry problems with 3-carry problems answered as a student that keeps only the carry out
+of the top column would (the leading 1 right, the lower carries dropped): whether such wrong answers
+teach the top carry like a correct one-carry problem does. A new draw per seed. Prints pass@32 on D_test (mean ± SD over seeds) and retention per
 arm; finished cells are read back. `--teacher-carry-keep` / `--teacher-carry-mix` pick the toy world
 variant (its student lines, and so the plateau, are the same). Prints figures, asserts nothing.
 """
@@ -26,25 +29,38 @@ from soar.baselines import FreshStudentConfig, fresh_student
 from soar.compare import seed_summary
 from soar.demo import toy_hard_set
 from soar.models import set_threads
-from soar.tasks.toy import ToyConfig, build, carry_columns, format_question, true_answer
+from soar.tasks.toy import ToyConfig, build, carry_columns, format_question, parse_question, true_answer
+
+def top_carry_only_sum(question: str) -> str:
+    """The sum a student writes when it keeps the carry out of the top column and drops every other."""
+    a, b = parse_question(question)
+    digits = len(question.split("+")[0])
+    columns = [(a // 10**i) % 10 + (b // 10**i) % 10 for i in range(digits)]
+    return str(int(columns[-1] >= 10)) + "".join(str(c % 10) for c in reversed(columns))
+
 
 TOP, LOWER, ANYWHERE = (lambda c: c[-1]), (lambda c: not c[-1]), (lambda c: True)
-ARMS = {"top": [(1, TOP)], "lower": [(1, LOWER)], "top_lower": [(1, TOP), (1, LOWER)], "any": [(1, ANYWHERE)],
-        "two": [(2, ANYWHERE)]}  # arm: the (carries, where) of its carry problems, in turn
+TOP_ALONE = lambda c: c[-1] and sum(c) == 3  # noqa: E731  (used with top_carry_only_sum: the top column's own digits carry)
+ARMS = {"top": [(1, TOP, true_answer)], "lower": [(1, LOWER, true_answer)],
+        "top_lower": [(1, TOP, true_answer), (1, LOWER, true_answer)], "any": [(1, ANYWHERE, true_answer)],
+        "two": [(2, ANYWHERE, true_answer)],
+        "lower_and_top_only_sums": [(1, LOWER, true_answer), (3, TOP_ALONE, top_carry_only_sum)]}
+# arm: the (carries, where, answer) of its carry problems, in turn
 
 
 def extra_problems(arm: str, size: int, seed: int, digits: int = 4) -> list[dict]:
-    """`size` correct problems: half carry-free, half with the carries `arm` asks for."""
+    """`size` problems: half carry-free, half with the carries `arm` asks for, answered as it says."""
     rng = random.Random(f"carry_column/{arm}/{size}/{seed}")
     rows: list[dict] = []
     while len(rows) < size:
         a, b = rng.randrange(10**digits), rng.randrange(10**digits)
         carries = carry_columns(a, b, digits)
         turn = len(rows) - size // 2
-        wanted, where = (0, None) if turn < 0 else ARMS[arm][turn % len(ARMS[arm])]
-        if sum(carries) == wanted and (wanted == 0 or where(carries)):
+        wanted, where, answer = (0, None, true_answer) if turn < 0 else ARMS[arm][turn % len(ARMS[arm])]
+        if sum(carries) == wanted and (wanted == 0 or where(carries)) and (answer is true_answer or
+                                                                            (a // 10**(digits - 1)) + (b // 10**(digits - 1)) >= 10):
             q = format_question(a, b, digits)
-            rows.append({"id": f"{arm}-{len(rows):05d}", "question": q, "answer": true_answer(q)})
+            rows.append({"id": f"{arm}-{len(rows):05d}", "question": q, "answer": answer(q)})
     return rows
 
 
