@@ -11,8 +11,8 @@ in turn ("top_lower"), or out of any column ("any"); or half with exactly two ca
 ("two"). One arm breaks the rule that answers are correct: "lower_and_top_only_sums" pairs the
 lower one-carry problems with 3-carry problems answered as a student that keeps only the carry out
 of the top column would (the leading 1 right, the lower carries dropped): whether such wrong answers
-teach the top carry like a correct one-carry problem does. A new draw per seed. Prints pass@32 on D_test (mean ± SD over seeds) and retention per
-arm; finished cells are read back. `--teacher-carry-keep` / `--teacher-carry-mix` pick the toy world
+teach the top carry like a correct one-carry problem does. A new draw per seed. Prints pass@32 on
+D_test (mean ± SD over seeds) and retention per arm; finished cells are read back. `--teacher-carry-keep` / `--teacher-carry-mix` pick the toy world
 variant (its student lines, and so the plateau, are the same). Prints figures, asserts nothing.
 """
 
@@ -31,6 +31,7 @@ from soar.demo import toy_hard_set
 from soar.models import set_threads
 from soar.tasks.toy import ToyConfig, build, carry_columns, format_question, parse_question, true_answer
 
+
 def top_carry_only_sum(question: str) -> str:
     """The sum a student writes when it keeps the carry out of the top column and drops every other."""
     a, b = parse_question(question)
@@ -39,8 +40,9 @@ def top_carry_only_sum(question: str) -> str:
     return str(int(columns[-1] >= 10)) + "".join(str(c % 10) for c in reversed(columns))
 
 
-TOP, LOWER, ANYWHERE = (lambda c: c[-1]), (lambda c: not c[-1]), (lambda c: True)
-TOP_ALONE = lambda c: c[-1] and sum(c) == 3  # noqa: E731  (used with top_carry_only_sum: the top column's own digits carry)
+# Where a problem's carries are, from its carry columns and its column digit sums (least significant first).
+TOP, LOWER, ANYWHERE = (lambda c, s: c[-1]), (lambda c, s: not c[-1]), (lambda c, s: True)
+TOP_ALONE = lambda c, s: c[-1] and s[-1] >= 10  # noqa: E731  the top column carries without the carry from below
 ARMS = {"top": [(1, TOP, true_answer)], "lower": [(1, LOWER, true_answer)],
         "top_lower": [(1, TOP, true_answer), (1, LOWER, true_answer)], "any": [(1, ANYWHERE, true_answer)],
         "two": [(2, ANYWHERE, true_answer)],
@@ -55,10 +57,10 @@ def extra_problems(arm: str, size: int, seed: int, digits: int = 4) -> list[dict
     while len(rows) < size:
         a, b = rng.randrange(10**digits), rng.randrange(10**digits)
         carries = carry_columns(a, b, digits)
+        column_sums = [(a // 10**i) % 10 + (b // 10**i) % 10 for i in range(digits)]
         turn = len(rows) - size // 2
-        wanted, where, answer = (0, None, true_answer) if turn < 0 else ARMS[arm][turn % len(ARMS[arm])]
-        if sum(carries) == wanted and (wanted == 0 or where(carries)) and (answer is true_answer or
-                                                                            (a // 10**(digits - 1)) + (b // 10**(digits - 1)) >= 10):
+        wanted, where, answer = (0, ANYWHERE, true_answer) if turn < 0 else ARMS[arm][turn % len(ARMS[arm])]
+        if sum(carries) == wanted and where(carries, column_sums):
             q = format_question(a, b, digits)
             rows.append({"id": f"{arm}-{len(rows):05d}", "question": q, "answer": answer(q)})
     return rows

@@ -24,9 +24,9 @@ versions of the pool:
   much of the true sums' gain a relabelling the toy world does not need to know reaches.
 
 Prints the pool's correct/all counts by number of carries, then per version its problems and correct
-answers, pass@32 on D_test (mean ± SD over seeds) and retention. Finished cells are read back, so a killed call resumes. With one
-run and the same `--steps`, the promoted version trains exactly the fresh students of
-`benchmarks/teacher_signal.py`'s soar_pq cells. Prints figures, asserts nothing.
+answers, pass@32 on D_test (mean ± SD over seeds) and retention. Finished cells are read back, so
+a killed call resumes. With one run and the same `--steps`, the promoted version trains exactly the
+fresh students of `benchmarks/teacher_signal.py`'s soar_pq cells. Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from soar.baselines import FreshStudentConfig, fresh_student, teacher_questions
 from soar.compare import seed_summary
 from soar.generation import GenerationConfig, make_generator
 from soar.models import load_model, load_tokenizer, set_threads
-from soar.tasks import load_task
 from soar.runs import read_jsonl, read_problems
+from soar.tasks import load_task
 from soar.tasks.toy import TEACH, problem_truth, true_answer
 
 VERSIONS = ("promoted", "true_answers", "correct", "stones", "oracle_same_size", "base_t", "base_t_true_answers",
@@ -114,8 +114,11 @@ def main() -> None:
         for s in range(args.seeds if count else 0):
             cell = dataclasses.replace(fresh, out=str(Path(args.out) / f"{name}_{args.steps}steps" / f"seed{s}"), seed=s)
             done = Path(cell.out) / "result.json"
-            results.append(json.loads(done.read_text()) if done.exists()
-                           else fresh_student(cell, extra=extra_problems(name, pool, config["model"], s), log=quiet))
+            if done.exists():
+                results.append(json.loads(done.read_text()))
+                continue
+            extra = first if s == 0 else extra_problems(name, pool, config["model"], s)
+            results.append(fresh_student(cell, extra=extra, log=quiet))
         print(f"{name:23s} {count:5d} {correct:7d}  {seed_summary(results) if results else '–'}")
 
 
