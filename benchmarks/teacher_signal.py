@@ -43,6 +43,7 @@ from soar.models import set_threads
 from soar.protocols import no_selection, promoted_questions, promoted_student, replayed_promotions
 from soar.rl import RLConfig
 from soar.runs import read_jsonl, write_json
+from soar.student import SCHEDULES
 from soar.tasks.toy import ToyConfig, build, problem_truth
 
 
@@ -100,10 +101,11 @@ CELLS = ("soar_pq", "base_t", "no_selection", "soar_ps", "ps_replayed", "hard_on
 PQ_PROTOCOL = ("soar_pq", "base_t", "hard_only", "oracle")  # fresh students whose budget is --fresh-steps
 
 
-def cell_dir(root: Path, name: str, fresh_steps: int, seed: int) -> Path:
-    """Where an evaluation cell lives: PQ-protocol cells at a budget other than 80 steps get their own."""
-    if name in PQ_PROTOCOL and fresh_steps != 80:
-        name = f"{name}_{fresh_steps}steps"
+def cell_dir(root: Path, name: str, fresh_steps: int, seed: int, schedule: str = "mixed") -> Path:
+    """Where an evaluation cell lives: PQ-protocol cells at a budget other than 80 steps, or under the
+    curriculum schedule, get their own."""
+    if name in PQ_PROTOCOL:
+        name += (f"_{fresh_steps}steps" if fresh_steps != 80 else "") + (f"_{schedule}" if schedule != "mixed" else "")
     return root / name / f"seed{seed}"
 
 
@@ -137,6 +139,9 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", choices=["grounded", "random"], default=["grounded", "random"])
     ap.add_argument("--fresh-steps", type=int, default=80,
                     help="RLOO steps of the fresh students of the PQ protocol (SOAR-PQ, Base-T, Hard-Only, oracle)")
+    ap.add_argument("--fresh-schedule", choices=SCHEDULES, default="mixed",
+                    help="how the PQ-protocol students meet D_train: mixed in every batch, or a curriculum "
+                         "(64 steps on the extra problems alone, then D_train: the paper's MATH setting)")
     ap.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS), help="which evaluations to run")
     args = ap.parse_args()
     set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
@@ -185,15 +190,16 @@ def main() -> None:
     if args.eval_seeds < 1:
         return
     print(f"\nfresh students over {args.eval_seeds} seeds (pass@32 on D_test, %; "
-          f"PQ-protocol students {args.fresh_steps} steps)")
+          f"PQ-protocol students {args.fresh_steps} steps, {args.fresh_schedule} schedule)")
     fresh = FreshStudentConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="", retention=easy,
-                               steps=args.fresh_steps, eval_every=max(1, args.fresh_steps // 4))
+                               steps=args.fresh_steps, eval_every=max(1, args.fresh_steps // 4),
+                               schedule=args.fresh_schedule)
     oracle = str(toy_dir / "oracle_curriculum.jsonl")
     world = {"hard_only": lambda c: fresh_student(c, log=quiet),
              "oracle": lambda c: fresh_student(dataclasses.replace(c, extra=oracle), log=quiet)}
     world = {name: f for name, f in world.items() if name in args.cells}
     if world:  # the world's own arms: the same for every run of this --out
-        make = lambda name, s: dataclasses.replace(fresh, out=str(cell_dir(out / "world", name, args.fresh_steps, s)), seed=s)  # noqa: E731
+        make = lambda name, s: dataclasses.replace(fresh, out=str(cell_dir(out / "world", name, args.fresh_steps, s, args.fresh_schedule)), seed=s)  # noqa: E731
         for name, results in evaluated(world, make, args.eval_seeds).items():
             print(f"  {name:13s} {seed_summary(results)}")
     for cfg, state in runs:
@@ -207,13 +213,13 @@ def main() -> None:
                      "soar_ps": lambda c: evaluated_ps(cfg, c),
                      "ps_replayed": lambda c: replayed_promotions(cfg, c, log=quiet)}
         train_arm = {name: f for name, f in train_arm.items() if name in args.cells}
-        make = lambda name, s: dataclasses.replace(fresh, out=str(cell_dir(Path(cfg.out) / "eval", name, args.fresh_steps, s)), seed=s)  # noqa: E731
+        make = lambda name, s: dataclasses.replace(fresh, out=str(cell_dir(Path(cfg.out) / "eval", name, args.fresh_steps, s, args.fresh_schedule)), seed=s)  # noqa: E731
         arms = evaluated(train_arm, make, args.eval_seeds)
         print(f"{cfg.out}: {len(state['promotions'])} promotions, PQ {pq_size} questions")
         question_sets = {"PQ": [toy_truth_stats(read_jsonl(Path(cfg.out) / "promoted_questions.jsonl"))]}
         if "base_t" in arms:
             question_sets["Base-T (mean over seeds)"] = [toy_truth_stats(read_jsonl(
-                cell_dir(Path(cfg.out) / "eval", "base_t", args.fresh_steps, s) / "teacher_questions.jsonl"))
+                cell_dir(Path(cfg.out) / "eval", "base_t", args.fresh_steps, s, args.fresh_schedule) / "teacher_questions.jsonl"))
                 for s in range(args.eval_seeds)]
         for name, truths in question_sets.items():
             mean = lambda key: 100 * statistics.mean(t[key] for t in truths)  # noqa: E731

@@ -192,9 +192,10 @@ def mean_sd(xs: list[float]) -> str:
 
 
 def seed_summary(results: list[dict], k: str = "32") -> str:
-    """Fresh students over seeds: pass@k mean ± SD, mean retention and the per-seed pass@k."""
+    """Fresh students over seeds: pass@k mean ± SD, mean and lowest retention, and the per-seed pass@k."""
     scores = [r["pass_at_k"][k] for r in results]
-    return (f"pass@{k} {mean_sd(scores)}  retention {statistics.mean(r['retention'] for r in results):.2f}  "
+    retention = [r["retention"] for r in results]
+    return (f"pass@{k} {mean_sd(scores)}  retention {statistics.mean(retention):.2f} (lowest {min(retention):.2f})  "
             f"per seed {[round(x, 1) for x in scores]}")
 
 

@@ -137,5 +137,5 @@ def test_seed_summary_of_fresh_students():
     from soar.compare import mean_sd, seed_summary
 
     results = [{"pass_at_k": {"32": 10.0}, "retention": 0.9}, {"pass_at_k": {"32": 20.0}, "retention": 1.0}]
-    assert seed_summary(results) == "pass@32  15.0 ±  7.1  retention 0.95  per seed [10.0, 20.0]"
+    assert seed_summary(results) == "pass@32  15.0 ±  7.1  retention 0.95 (lowest 0.90)  per seed [10.0, 20.0]"
     assert mean_sd([3.0]) == "  3.0 ±  0.0" and mean_sd([]) == "  –"
