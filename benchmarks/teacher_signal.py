@@ -3,6 +3,7 @@
     python benchmarks/teacher_signal.py [--seeds 2] [--steps 20] [--eval-seeds 10] [--out runs/teacher_signal]
                                         [--arms grounded random] [--teacher-kl 0.001] [--tau 0.3] [--min-retention F]
                                         [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...]
+                                        [--fresh-steps 80] [--fresh-schedule mixed|curriculum] [--cells ...]
 
 Runs are resumed where they stopped, so the two arms can run as two processes (one `--arms` each,
 SOAR_THREADS=1, `--eval-seeds 0`), and a last call with both arms prints the comparison.
@@ -19,7 +20,10 @@ world (built and cached on first use). Then, for every grounded run that
 promoted, `--eval-seeds` fresh students for each of SOAR-PQ, Base-T (as many untrained-teacher
 questions as PQ holds), no-selection and PS replayed (a fresh student through the promoted datasets
 in promotion order), and PS (the best promoted student, its pass@k sampled with each evaluation
-seed); finished cells are read back. `--teacher-lr 0` gives the frozen-teacher control: the grounded
+seed); finished cells are read back. The fresh students of the PQ protocol (SOAR-PQ, Base-T,
+Hard-Only, oracle) train `--fresh-steps` steps with the extra problems mixed into every batch, or
+with `--fresh-schedule curriculum` on them alone for 64 steps and then on D_train alone (the paper's
+MATH setting); each budget and schedule has cells of its own. `--teacher-lr 0` gives the frozen-teacher control: the grounded
 selection of students with a teacher that never learns. pass@32 on D_test (mean ± SD) and retention.
 Prints figures, asserts nothing.
 """
@@ -102,10 +106,12 @@ PQ_PROTOCOL = ("soar_pq", "base_t", "hard_only", "oracle")  # fresh students who
 
 
 def cell_dir(root: Path, name: str, fresh_steps: int, seed: int, schedule: str = "mixed") -> Path:
-    """Where an evaluation cell lives: PQ-protocol cells at a budget other than 80 steps, or under the
-    curriculum schedule, get their own."""
-    if name in PQ_PROTOCOL:
-        name += (f"_{fresh_steps}steps" if fresh_steps != 80 else "") + (f"_{schedule}" if schedule != "mixed" else "")
+    """Where an evaluation cell lives: PQ-protocol cells at a budget other than 80 steps get their own,
+    and so do those with extra problems under the curriculum schedule (Hard-Only has none: the same)."""
+    if name in PQ_PROTOCOL and fresh_steps != 80:
+        name = f"{name}_{fresh_steps}steps"
+    if name.startswith(("soar_pq", "base_t", "oracle")) and schedule != "mixed":
+        name = f"{name}_{schedule}"
     return root / name / f"seed{seed}"
 
 
