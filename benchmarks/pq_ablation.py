@@ -1,6 +1,7 @@
 """What in a SOAR run's promoted questions helps? PQ as promoted, with true answers, correct only, stones only.
 
     python benchmarks/pq_ablation.py RUN_DIR [RUN_DIR ...] [--seeds 5] [--steps 80] [--out runs/pq_ablation]
+                                     [--schedule mixed|curriculum]
                                      [--versions promoted true_answers correct stones oracle_same_size
                                                  base_t base_t_true_answers teacher_majority
                                                  base_t_teacher_majority]
@@ -26,7 +27,9 @@ versions of the pool:
 Prints the pool's correct/all counts by number of carries, then per version its problems and correct
 answers, pass@32 on D_test (mean ± SD over seeds) and retention. Finished cells are read back, so
 a killed call resumes. With one run and the same `--steps`, the promoted version trains exactly the
-fresh students of `benchmarks/teacher_signal.py`'s soar_pq cells. Prints figures, asserts nothing.
+fresh students of `benchmarks/teacher_signal.py`'s soar_pq cells (with the same `--schedule`:
+the extra problems mixed into every batch, or alone for 64 steps and then D_train alone, the paper's
+MATH setting). Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from soar.compare import seed_summary
 from soar.generation import GenerationConfig, make_generator
 from soar.models import load_model, load_tokenizer, set_threads
 from soar.runs import read_jsonl, read_problems
+from soar.student import SCHEDULES
 from soar.tasks import load_task
 from soar.tasks.toy import TEACH, problem_truth, true_answer
 
@@ -90,6 +94,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=80, help="RLOO steps of every fresh student")
     ap.add_argument("--versions", nargs="+", choices=VERSIONS, default=list(VERSIONS))
+    ap.add_argument("--schedule", choices=SCHEDULES, default="mixed", help="how the extra problems meet D_train")
     ap.add_argument("--out", default="runs/pq_ablation")
     args = ap.parse_args()
     set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
@@ -98,21 +103,23 @@ def main() -> None:
             for i, r in enumerate(row for run in args.runs for row in read_jsonl(Path(run) / "promoted_questions.jsonl"))]
     truth = [problem_truth(p["question"], p["answer"]) for p in pool]
     fresh = FreshStudentConfig(model=config["model"], hard_set=config["hard_set"], out="", retention=config["retention"],
-                               steps=args.steps, eval_every=max(1, args.steps // 4))
+                               steps=args.steps, eval_every=max(1, args.steps // 4), schedule=args.schedule)
     quiet = lambda *_: None  # noqa: E731
     print(f"{len(args.runs)} run(s), {len(pool)} promoted questions; by carries (correct answers / all):")
     print("  " + "  ".join(f"{c}: {sum(t['correct'] for t in truth if t['carries'] == c)}/"
                            f"{sum(t['carries'] == c for t in truth)}" for c in sorted({t['carries'] for t in truth})))
     one_carry = [t["top_carry"] for t in truth if t["correct"] and t["carries"] == 1]
     print(f"  correct 1-carry problems: {sum(one_carry)} out of the top column, {len(one_carry) - sum(one_carry)} lower")
-    print(f"{'version':23s} {'count':>5s} {'correct':>7s}  fresh students, {args.steps} steps, over {args.seeds} seeds "
+    print(f"{'version':23s} {'count':>5s} {'correct':>7s}  fresh students, {args.steps} steps ({args.schedule}), "
+          f"over {args.seeds} seeds "
           "(count and correct answers: the first seed's problems)")
     for name in args.versions:
         first = extra_problems(name, pool, config["model"], 0)
         results, count = [], len(first)
         correct = sum(problem_truth(p["question"], p["answer"])["correct"] for p in first)
         for s in range(args.seeds if count else 0):
-            cell = dataclasses.replace(fresh, out=str(Path(args.out) / f"{name}_{args.steps}steps" / f"seed{s}"), seed=s)
+            cells = f"{name}_{args.steps}steps" + (f"_{args.schedule}" if args.schedule != "mixed" else "")
+            cell = dataclasses.replace(fresh, out=str(Path(args.out) / cells / f"seed{s}"), seed=s)
             done = Path(cell.out) / "result.json"
             if done.exists():
                 results.append(json.loads(done.read_text()))
