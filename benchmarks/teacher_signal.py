@@ -23,9 +23,9 @@ in promotion order), and PS (the best promoted student, its pass@k sampled with 
 seed); finished cells are read back. The fresh students of the PQ protocol (SOAR-PQ, Base-T,
 Hard-Only, oracle) train `--fresh-steps` steps with the extra problems mixed into every batch, or
 with `--fresh-schedule curriculum` on them alone for 64 steps and then on D_train alone (the paper's
-MATH setting); each budget and schedule has cells of its own. `--teacher-lr 0` gives the frozen-teacher control: the grounded
-selection of students with a teacher that never learns. pass@32 on D_test (mean ± SD) and retention.
-Prints figures, asserts nothing.
+MATH setting); each budget and schedule has cells of its own. `--teacher-lr 0` gives the
+frozen-teacher control: the grounded selection of students with a teacher that never learns.
+pass@32 on D_test (mean ± SD) and retention. Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
