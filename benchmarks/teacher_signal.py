@@ -200,13 +200,14 @@ def main() -> None:
     fresh = FreshStudentConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="", retention=easy,
                                steps=args.fresh_steps, eval_every=max(1, args.fresh_steps // 4),
                                schedule=args.fresh_schedule)
+    where = lambda root, name, s: cell_dir(root, name, args.fresh_steps, s, args.fresh_schedule)  # noqa: E731
+    cells_under = lambda root: lambda name, s: dataclasses.replace(fresh, out=str(where(root, name, s)), seed=s)  # noqa: E731
     oracle = str(toy_dir / "oracle_curriculum.jsonl")
     world = {"hard_only": lambda c: fresh_student(c, log=quiet),
              "oracle": lambda c: fresh_student(dataclasses.replace(c, extra=oracle), log=quiet)}
     world = {name: f for name, f in world.items() if name in args.cells}
     if world:  # the world's own arms: the same for every run of this --out
-        make = lambda name, s: dataclasses.replace(fresh, out=str(cell_dir(out / "world", name, args.fresh_steps, s, args.fresh_schedule)), seed=s)  # noqa: E731
-        for name, results in evaluated(world, make, args.eval_seeds).items():
+        for name, results in evaluated(world, cells_under(out / "world"), args.eval_seeds).items():
             print(f"  {name:13s} {seed_summary(results)}")
     for cfg, state in runs:
         if not state["promotions"]:
@@ -219,14 +220,12 @@ def main() -> None:
                      "soar_ps": lambda c: evaluated_ps(cfg, c),
                      "ps_replayed": lambda c: replayed_promotions(cfg, c, log=quiet)}
         train_arm = {name: f for name, f in train_arm.items() if name in args.cells}
-        make = lambda name, s: dataclasses.replace(fresh, out=str(cell_dir(Path(cfg.out) / "eval", name, args.fresh_steps, s, args.fresh_schedule)), seed=s)  # noqa: E731
-        arms = evaluated(train_arm, make, args.eval_seeds)
+        arms = evaluated(train_arm, cells_under(Path(cfg.out) / "eval"), args.eval_seeds)
         print(f"{cfg.out}: {len(state['promotions'])} promotions, PQ {pq_size} questions")
         question_sets = {"PQ": [toy_truth_stats(read_jsonl(Path(cfg.out) / "promoted_questions.jsonl"))]}
         if "base_t" in arms:
             question_sets["Base-T (mean over seeds)"] = [toy_truth_stats(read_jsonl(
-                cell_dir(Path(cfg.out) / "eval", "base_t", args.fresh_steps, s, args.fresh_schedule) / "teacher_questions.jsonl"))
-                for s in range(args.eval_seeds)]
+                where(Path(cfg.out) / "eval", "base_t", s) / "teacher_questions.jsonl")) for s in range(args.eval_seeds)]
         for name, truths in question_sets.items():
             mean = lambda key: 100 * statistics.mean(t[key] for t in truths)  # noqa: E731
             print(f"  {name} questions: stepping stones {mean('stepping_stone'):.0f}%, correct {mean('correct'):.0f}%")
