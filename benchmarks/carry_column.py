@@ -1,6 +1,7 @@
 """Which stepping stones lift the hard set? By where they carry, and how many times.
 
-    python benchmarks/carry_column.py [--seeds 10] [--steps 160] [--size 32] [--arms top lower top_lower any two lower_and_top_only_sums]
+    python benchmarks/carry_column.py [--seeds 10] [--steps 160] [--size 32]
+                                      [--arms top lower top_lower any two lower_and_top_only_sums]
                                       [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...] [--out runs/carry_column]
 
 Every hard problem carries out of its top column (the answer's leading 1) and in two lower columns.
@@ -12,8 +13,9 @@ in turn ("top_lower"), or out of any column ("any"); or half with exactly two ca
 lower one-carry problems with 3-carry problems answered as a student that keeps only the carry out
 of the top column would (the leading 1 right, the lower carries dropped): whether such wrong answers
 teach the top carry like a correct one-carry problem does. A new draw per seed. Prints pass@32 on
-D_test (mean ± SD over seeds) and retention per arm; finished cells are read back. `--teacher-carry-keep` / `--teacher-carry-mix` pick the toy world
-variant (its student lines, and so the plateau, are the same). Prints figures, asserts nothing.
+D_test (mean ± SD over seeds) and retention per arm; finished cells are read back.
+`--teacher-carry-keep` / `--teacher-carry-mix` pick the toy world variant (its student lines, and
+so the plateau, are the same). Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ from soar.models import set_threads
 from soar.tasks.toy import ToyConfig, build, carry_columns, format_question, parse_question, true_answer
 
 
+def column_sums(a: int, b: int, digits: int) -> list[int]:
+    """Each column's digit sum without the carry from below, least significant first."""
+    return [(a // 10**i) % 10 + (b // 10**i) % 10 for i in range(digits)]
+
+
 def top_carry_only_sum(question: str) -> str:
     """The sum a student writes when it keeps the carry out of the top column and drops every other."""
     a, b = parse_question(question)
-    digits = len(question.split("+")[0])
-    columns = [(a // 10**i) % 10 + (b // 10**i) % 10 for i in range(digits)]
-    return str(int(columns[-1] >= 10)) + "".join(str(c % 10) for c in reversed(columns))
+    sums = column_sums(a, b, len(question.split("+")[0]))
+    return str(int(sums[-1] >= 10)) + "".join(str(c % 10) for c in reversed(sums))
 
 
 # Where a problem's carries are, from its carry columns and its column digit sums (least significant first).
@@ -57,10 +63,9 @@ def extra_problems(arm: str, size: int, seed: int, digits: int = 4) -> list[dict
     while len(rows) < size:
         a, b = rng.randrange(10**digits), rng.randrange(10**digits)
         carries = carry_columns(a, b, digits)
-        column_sums = [(a // 10**i) % 10 + (b // 10**i) % 10 for i in range(digits)]
         turn = len(rows) - size // 2
         wanted, where, answer = (0, ANYWHERE, true_answer) if turn < 0 else ARMS[arm][turn % len(ARMS[arm])]
-        if sum(carries) == wanted and where(carries, column_sums):
+        if sum(carries) == wanted and where(carries, column_sums(a, b, digits)):
             q = format_question(a, b, digits)
             rows.append({"id": f"{arm}-{len(rows):05d}", "question": q, "answer": answer(q)})
     return rows

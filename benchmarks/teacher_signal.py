@@ -200,8 +200,13 @@ def main() -> None:
     fresh = FreshStudentConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="", retention=easy,
                                steps=args.fresh_steps, eval_every=max(1, args.fresh_steps // 4),
                                schedule=args.fresh_schedule)
-    where = lambda root, name, s: cell_dir(root, name, args.fresh_steps, s, args.fresh_schedule)  # noqa: E731
-    cells_under = lambda root: lambda name, s: dataclasses.replace(fresh, out=str(where(root, name, s)), seed=s)  # noqa: E731
+    def where(root: Path, name: str, s: int) -> Path:
+        return cell_dir(root, name, args.fresh_steps, s, args.fresh_schedule)
+
+    def cells_under(root: Path):
+        """`evaluated`'s make_cell: the cells of this budget and schedule under `root`."""
+        return lambda name, s: dataclasses.replace(fresh, out=str(where(root, name, s)), seed=s)
+
     oracle = str(toy_dir / "oracle_curriculum.jsonl")
     world = {"hard_only": lambda c: fresh_student(c, log=quiet),
              "oracle": lambda c: fresh_student(dataclasses.replace(c, extra=oracle), log=quiet)}
