@@ -23,7 +23,7 @@ from soar.protocols import no_selection, promoted_questions, promoted_student
 from soar.report import write_report
 from soar.runs import read_jsonl, read_problems, write_json, write_jsonl
 from soar.tasks import load_task
-from soar.tasks.toy import ToyConfig, build
+from soar.tasks.toy import ToyConfig, build, weights_sha256
 
 
 @dataclass
@@ -120,7 +120,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     summary = {"pass_at_k": pass_at_k, "retention": retention, "promotions": len(state["promotions"]),
                "outer_steps": state["step"], "hard_set": {"train": len(train), "test": len(test)},
                "wall_seconds": round(time.time() - t_start, 1), "seed": cfg.seed, "eval_seeds": cfg.eval_seeds,
-               "toy_world": str(toy_dir)}
+               "toy_world": str(toy_dir), "toy_weights_sha256": weights_sha256(toy_dir)}
     write_json(out / "summary.json", summary)
     report = write_report(out, summary, out / "soar", toy=True)
     log(f"done in {summary['wall_seconds']:.0f}s: {out / 'summary.json'}, {report}")

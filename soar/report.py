@@ -79,7 +79,8 @@ def write_report(out: Path, summary: dict, run_dir: Path, toy: bool) -> Path:
     lines = ["# SOAR demo report", "",
              f"Seed {summary['seed']}, {summary['outer_steps']} outer steps, {summary['promotions']} promotion(s), "
              f"hard set {summary['hard_set']['train']} train / {summary['hard_set']['test']} test, "
-             f"{summary['wall_seconds']:.0f} s in all.", "",
+             f"{summary['wall_seconds']:.0f} s in all"
+             + (f"; toy model weights sha256 {summary['toy_weights_sha256'][:12]}." if summary.get("toy_weights_sha256") else "."), "",
              "## pass@k on D_test (%)", "", "| arm | " + " | ".join(f"pass@{k}" for k in ("1", "4", "8", "16", "32"))
              + " | retention |", "|---|" + "---|" * 6]
     for arm, values in summary["pass_at_k"].items():

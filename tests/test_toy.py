@@ -9,7 +9,7 @@ import torch
 
 from soar.tasks import load_task
 from soar.tasks.toy import (build, build_tokenizer, carry_columns, is_hard, noisy_sum, parse_question,
-                            parse_teacher_output, problem_truth, true_answer)
+                            parse_teacher_output, problem_truth, true_answer, weights_sha256)
 
 
 @pytest.mark.parametrize("a, b, carries", [
@@ -88,6 +88,8 @@ def test_build_is_hf_loadable_cached_and_deterministic(tiny_toy, tmp_path):
     other = AutoModelForCausalLM.from_pretrained(again)
     for (n, p), (_, q) in zip(model.state_dict().items(), other.state_dict().items()):
         assert torch.equal(p, q), n
+    recorded = json.loads((again / "toy_world.json").read_text())["weights_sha256"]
+    assert recorded == weights_sha256(again) == weights_sha256(path)
     assert (again / "hard_candidates.jsonl").read_text() == (path / "hard_candidates.jsonl").read_text()
     rows = [json.loads(line) for line in (path / "oracle_curriculum.jsonl").read_text().splitlines()]
     truths = [problem_truth(r["question"], r["answer"]) for r in rows]

@@ -2,7 +2,7 @@
 
 A tiny Llama is pretrained from scratch on fixed-width addition (`0471+3852=04323`). Its *student*
 lines come from a noisy adder that keeps each carry only with probability `student_carry_keep`
-(q_S, ~2%), so the model adds carry-free numbers perfectly, solves 1-carry problems a few percent of
+(q_S, ~1%), so the model adds carry-free numbers perfectly, solves 1-carry problems a few percent of
 the time, and never solves problems with 3 carries: that is the plateau. Correct 1- and 2-carry
 problems are the stepping stones: RL on them raises the latent carry probability, which lifts the
 hard set. Every hard problem also has a column that does *not* carry, so "carry everywhere" fails.
@@ -287,9 +287,19 @@ def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False
     for name, rows in problem_files(cfg).items():
         write_jsonl(out / f"{name}.jsonl", rows)
     seconds = time.time() - t0
-    write_json(out / "toy_world.json", {"config": dataclasses.asdict(cfg), "build_seconds": round(seconds, 1)})
-    log(f"toy world built in {seconds:.1f}s at {out}")
+    digest = weights_sha256(out)
+    write_json(out / "toy_world.json", {"config": dataclasses.asdict(cfg), "build_seconds": round(seconds, 1),
+                                        "weights_sha256": digest,
+                                        "cpu_capability": torch.backends.cpu.get_cpu_capability()})
+    log(f"toy world built in {seconds:.1f}s at {out} (weights sha256 {digest[:12]})")
     return out
+
+
+def weights_sha256(toy_dir: str | Path) -> str:
+    """sha256 of a built toy model's weights. One machine builds the same model from a seed whatever its
+    thread count, but CPUs whose matmul kernels differ (AVX2, AVX-512) can pretrain different ones, and
+    every figure measured downstream differs with it: reports quote this to say which model they used."""
+    return hashlib.sha256((Path(toy_dir) / "model.safetensors").read_bytes()).hexdigest()
 
 
 # ---------------------------------------------------------------- the task
