@@ -36,12 +36,16 @@ from soar.tasks.toy import ToyConfig
 
 @dataclass
 class ToyBuildArgs:
-    """Build the toy world: pretrain the tiny model and write the problem files (cached by config)."""
+    """Build the toy world: the tiny model (the shipped weights of the default world, else pretrained)
+    and the problem files (cached by config)."""
 
     out: str | None = None
     """Directory to build into (default: ~/.cache/soar/toy-<config hash>, or under $SOAR_CACHE)."""
     force: bool = False
     """Rebuild even if the directory already holds a build."""
+    pretrain: bool = False
+    """Pretrain the model from the seed even where weights ship with the package (the default world).
+    Another CPU than the one that made the shipped weights can pretrain a different model."""
     toy: ToyConfig = field(default_factory=ToyConfig)
 
 
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         args = tyro.cli(ToyBuildArgs, args=rest[1:], prog="soar toy build")
         from soar.tasks.toy import build
-        print(build(args.toy, args.out, force=args.force))
+        print(build(args.toy, args.out, force=args.force, pretrain_weights=args.pretrain))
         return 0
 
     if command == "demo":

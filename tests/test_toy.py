@@ -1,5 +1,6 @@
 """The toy world: arithmetic ground truth, tokenizer, HF round trip, cached deterministic builds."""
 
+import hashlib
 import json
 import random
 import time
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 from soar.tasks import load_task
-from soar.tasks.toy import (build, build_tokenizer, carry_columns, is_hard, noisy_sum, parse_question,
-                            parse_teacher_output, problem_truth, true_answer, weights_sha256)
+from soar.tasks.toy import (SHIPPED_WEIGHTS, ToyConfig, build, build_tokenizer, carry_columns, is_hard, noisy_sum,
+                            parse_question, parse_teacher_output, problem_truth, true_answer, weights_sha256)
 
 
 @pytest.mark.parametrize("a, b, carries", [
@@ -94,6 +95,15 @@ def test_build_is_hf_loadable_cached_and_deterministic(tiny_toy, tmp_path):
     rows = [json.loads(line) for line in (path / "oracle_curriculum.jsonl").read_text().splitlines()]
     truths = [problem_truth(r["question"], r["answer"]) for r in rows]
     assert all(t["correct"] and t["carries"] in cfg.curriculum_carries for t in truths)
+
+
+def test_default_world_takes_the_shipped_weights_bit_for_bit(tmp_path):
+    """Every machine gets the same default model (pretraining it would depend on the CPU's kernels)."""
+    path = build(ToyConfig(), tmp_path / "toy", log=lambda *_: None)
+    record = json.loads((path / "toy_world.json").read_text())
+    shipped = SHIPPED_WEIGHTS / f"toy-{ToyConfig().fingerprint()}.safetensors"
+    assert record["weights"] == "shipped"
+    assert record["weights_sha256"] == weights_sha256(path) == hashlib.sha256(shipped.read_bytes()).hexdigest()
 
 
 def test_reference_logprob_matches_a_direct_computation(tiny_toy):

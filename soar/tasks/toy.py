@@ -211,18 +211,45 @@ def corpus_batch(rng: random.Random, cfg: ToyConfig) -> tuple[torch.Tensor, torc
 
 # ---------------------------------------------------------------- pretraining and the build
 
-def pretrain(cfg: ToyConfig, log=log):
-    """Pretrain the tiny Llama from scratch; deterministic given cfg.seed. Returns (model, tokenizer)."""
-    from transformers import LlamaConfig, LlamaForCausalLM, get_cosine_schedule_with_warmup
+SHIPPED_WEIGHTS = Path(__file__).parent / "toy_weights"
+"""Pretrained weights that ship with the package, one file per world (`toy-<fingerprint>.safetensors`):
+the default world's, pretrained by `pretrain` on a 2-core AMD EPYC (torch's AVX2 kernels)."""
+
+
+def new_model(cfg: ToyConfig, tokenizer):
+    """The tiny Llama of `cfg`, randomly initialised from cfg.seed."""
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    tokenizer = build_tokenizer()
-    model = LlamaForCausalLM(LlamaConfig(
+    return LlamaForCausalLM(LlamaConfig(
         vocab_size=len(VOCAB), hidden_size=cfg.hidden_size, intermediate_size=4 * cfg.hidden_size,
         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_heads,
         max_position_embeddings=64, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+
+
+def shipped_model(cfg: ToyConfig, path: Path):
+    """The model of `cfg` with the shipped weights at `path` (no training). Returns (model, tokenizer)."""
+    from safetensors.torch import load_file
+
+    tokenizer = build_tokenizer()
+    model = new_model(cfg, tokenizer)
+    missing, unexpected = model.load_state_dict(load_file(path), strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:  # the head is tied to the embeddings
+        raise ValueError(f"{path} does not fit the toy world's model: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
+    model.eval()
+    return model, tokenizer
+
+
+def pretrain(cfg: ToyConfig, log=log):
+    """Pretrain the tiny Llama from scratch; deterministic given cfg.seed on one machine (another CPU's
+    matmul kernels can round differently and end elsewhere). Returns (model, tokenizer)."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    rng = random.Random(cfg.seed)
+    tokenizer = build_tokenizer()
+    model = new_model(cfg, tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.pretrain_steps)
     model.train()
@@ -270,8 +297,12 @@ def default_dir(cfg: ToyConfig) -> Path:
     return root / f"toy-{cfg.fingerprint()}"
 
 
-def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False, log=log) -> Path:
-    """Build (or reuse) the toy world in `out_dir`: HF model + tokenizer and the problem files."""
+def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False, log=log,
+          pretrain_weights: bool = False) -> Path:
+    """Build (or reuse) the toy world in `out_dir`: HF model + tokenizer and the problem files.
+
+    A world whose weights ship with the package (the default one) takes them, so every machine gets the
+    same model; others, or `pretrain_weights=True`, pretrain from cfg.seed (2-3 minutes on 2 cores)."""
     from soar.runs import write_json, write_jsonl
 
     out = Path(out_dir) if out_dir else default_dir(cfg)
@@ -281,7 +312,9 @@ def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    model, tokenizer = pretrain(cfg, log)
+    shipped = SHIPPED_WEIGHTS / f"toy-{cfg.fingerprint()}.safetensors"
+    use_shipped = shipped.exists() and not pretrain_weights
+    model, tokenizer = shipped_model(cfg, shipped) if use_shipped else pretrain(cfg, log)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     for name, rows in problem_files(cfg).items():
@@ -289,14 +322,15 @@ def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False
     seconds = time.time() - t0
     digest = weights_sha256(out)
     write_json(out / "toy_world.json", {"config": dataclasses.asdict(cfg), "build_seconds": round(seconds, 1),
-                                        "weights_sha256": digest,
-                                        "cpu_capability": torch.backends.cpu.get_cpu_capability()})
-    log(f"toy world built in {seconds:.1f}s at {out} (weights sha256 {digest[:12]})")
+                                        "weights": "shipped" if use_shipped else "pretrained", "weights_sha256": digest,
+                                        **({} if use_shipped else {"cpu_capability": torch.backends.cpu.get_cpu_capability()})})
+    log(f"toy world built in {seconds:.1f}s at {out} ({'shipped' if use_shipped else 'pretrained'} weights, "
+        f"sha256 {digest[:12]})")
     return out
 
 
 def weights_sha256(toy_dir: str | Path) -> str:
-    """sha256 of a built toy model's weights. One machine builds the same model from a seed whatever its
+    """sha256 of a built toy model's weights. One machine pretrains the same model from a seed whatever its
     thread count, but CPUs whose matmul kernels differ (AVX2, AVX-512) can pretrain different ones, and
     every figure measured downstream differs with it: reports quote this to say which model they used."""
     return hashlib.sha256((Path(toy_dir) / "model.safetensors").read_bytes()).hexdigest()
