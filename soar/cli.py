@@ -44,7 +44,8 @@ class ToyBuildArgs:
     force: bool = False
     """Rebuild even if the directory already holds a build."""
     pretrain: bool = False
-    """Pretrain the model from the seed even where weights ship with the package (the default world).
+    """Pretrain the model from the seed even where weights ship with the package (the default world and
+    the q_T = 0.7 variant).
     Another CPU than the one that made the shipped weights can pretrain a different model."""
     toy: ToyConfig = field(default_factory=ToyConfig)
 

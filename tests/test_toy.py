@@ -97,11 +97,13 @@ def test_build_is_hf_loadable_cached_and_deterministic(tiny_toy, tmp_path):
     assert all(t["correct"] and t["carries"] in cfg.curriculum_carries for t in truths)
 
 
-def test_default_world_takes_the_shipped_weights_bit_for_bit(tmp_path):
-    """Every machine gets the same default model (pretraining it would depend on the CPU's kernels)."""
-    path = build(ToyConfig(), tmp_path / "toy", log=lambda *_: None)
+@pytest.mark.parametrize("cfg", [ToyConfig(), ToyConfig(teacher_carry_keep=0.7, teacher_carry_mix=(0.8, 0.08, 0.06, 0.04, 0.02))],
+                         ids=["default", "q_T 0.7"])
+def test_shipped_worlds_take_their_weights_bit_for_bit(cfg, tmp_path):
+    """Every machine gets the same models (pretraining them would depend on the CPU's kernels)."""
+    path = build(cfg, tmp_path / "toy", log=lambda *_: None)
     record = json.loads((path / "toy_world.json").read_text())
-    shipped = SHIPPED_WEIGHTS / f"toy-{ToyConfig().fingerprint()}.safetensors"
+    shipped = SHIPPED_WEIGHTS / f"toy-{cfg.fingerprint()}.safetensors"
     assert record["weights"] == "shipped"
     assert record["weights_sha256"] == weights_sha256(path) == hashlib.sha256(shipped.read_bytes()).hexdigest()
 
