@@ -36,7 +36,7 @@ from soar.tasks.toy import ToyConfig
 
 @dataclass
 class ToyBuildArgs:
-    """Build the toy world: the tiny model (the shipped weights of the default world, else pretrained)
+    """Build the toy world: the tiny model (shipped weights where the package has them, else pretrained)
     and the problem files (cached by config)."""
 
     out: str | None = None
@@ -45,8 +45,7 @@ class ToyBuildArgs:
     """Rebuild even if the directory already holds a build."""
     pretrain: bool = False
     """Pretrain the model from the seed even where weights ship with the package (the default world and
-    the q_T = 0.7 variant).
-    Another CPU than the one that made the shipped weights can pretrain a different model."""
+    the q_T = 0.7 variant). Another CPU than the one that made them can pretrain a different model."""
     toy: ToyConfig = field(default_factory=ToyConfig)
 
 

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from soar.tasks import load_task
 from soar.tasks.toy import (SHIPPED_WEIGHTS, ToyConfig, build, build_tokenizer, carry_columns, is_hard, noisy_sum,
@@ -106,6 +107,13 @@ def test_shipped_worlds_take_their_weights_bit_for_bit(cfg, tmp_path):
     shipped = SHIPPED_WEIGHTS / f"toy-{cfg.fingerprint()}.safetensors"
     assert record["weights"] == "shipped"
     assert record["weights_sha256"] == weights_sha256(path) == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    # A cached build with other weights (pretrained on another machine) is kept, and the build says so.
+    weights = load_file(path / "model.safetensors")
+    weights["model.norm.weight"] += 1e-3
+    save_file(weights, path / "model.safetensors", metadata={"format": "pt"})
+    notes = []
+    assert build(cfg, path, log=notes.append) == path
+    assert any("not the shipped ones" in note for note in notes), notes
 
 
 def test_reference_logprob_matches_a_direct_computation(tiny_toy):

@@ -302,18 +302,22 @@ def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False
           pretrain_weights: bool = False) -> Path:
     """Build (or reuse) the toy world in `out_dir`: HF model + tokenizer and the problem files.
 
-    A world whose weights ship with the package (the default one, the q_T = 0.7 variant) takes them, so every machine gets the
-    same model; others, or `pretrain_weights=True`, pretrain from cfg.seed (2-3 minutes on 2 cores)."""
+    A world whose weights ship with the package (the default one, the q_T = 0.7 variant) takes them, so
+    every machine gets the same model; others, or `pretrain_weights=True`, pretrain from cfg.seed (2-3
+    minutes on 2 cores). A cached build whose weights are not the shipped ones is kept, with a note."""
     from soar.runs import write_json, write_jsonl
 
     out = Path(out_dir) if out_dir else default_dir(cfg)
+    shipped = SHIPPED_WEIGHTS / f"toy-{cfg.fingerprint()}.safetensors"
     if (out / "toy_world.json").exists() and not force:
         log(f"toy world cached at {out}")
+        if shipped.exists() and weights_sha256(out) != hashlib.sha256(shipped.read_bytes()).hexdigest():
+            log("  its weights are not the shipped ones (pretrained): figures measured on the shipped model will "
+                "differ (`soar toy build --force` takes the shipped weights)")
         return out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    shipped = SHIPPED_WEIGHTS / f"toy-{cfg.fingerprint()}.safetensors"
     use_shipped = shipped.exists() and not pretrain_weights
     model, tokenizer = shipped_model(cfg, shipped) if use_shipped else pretrain(cfg, log)
     model.save_pretrained(out)
