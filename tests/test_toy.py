@@ -107,6 +107,7 @@ def test_shipped_worlds_take_their_weights_bit_for_bit(cfg, tmp_path):
     shipped = SHIPPED_WEIGHTS / f"toy-{cfg.fingerprint()}.safetensors"
     assert record["weights"] == "shipped"
     assert record["weights_sha256"] == weights_sha256(path) == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert weights_sha256(shipped) == record["weights_sha256"]
     # A cached build with other weights (pretrained on another machine) is kept, and the build says so.
     weights = load_file(path / "model.safetensors")
     weights["model.norm.weight"] += 1e-3

@@ -311,7 +311,7 @@ def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False
     shipped = SHIPPED_WEIGHTS / f"toy-{cfg.fingerprint()}.safetensors"
     if (out / "toy_world.json").exists() and not force:
         log(f"toy world cached at {out}")
-        if shipped.exists() and weights_sha256(out) != hashlib.sha256(shipped.read_bytes()).hexdigest():
+        if shipped.exists() and weights_sha256(out) != weights_sha256(shipped):
             log("  its weights are not the shipped ones (pretrained): figures measured on the shipped model will "
                 "differ (`soar toy build --force` takes the shipped weights)")
         return out
@@ -334,11 +334,12 @@ def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False
     return out
 
 
-def weights_sha256(toy_dir: str | Path) -> str:
-    """sha256 of a built toy model's weights. One machine pretrains the same model from a seed whatever its
+def weights_sha256(path: str | Path) -> str:
+    """sha256 of a toy model's weights: a built world's directory, or a weights file. One machine pretrains the same model from a seed whatever its
     thread count, but CPUs whose matmul kernels differ (AVX2, AVX-512) can pretrain different ones, and
     every figure measured downstream differs with it: reports quote this to say which model they used."""
-    return hashlib.sha256((Path(toy_dir) / "model.safetensors").read_bytes()).hexdigest()
+    path = Path(path)
+    return hashlib.sha256((path / "model.safetensors" if path.is_dir() else path).read_bytes()).hexdigest()
 
 
 # ---------------------------------------------------------------- the task
