@@ -1,9 +1,9 @@
 """The toy world's plateau and stepping stones, measured: prints figures, asserts nothing.
 
     python benchmarks/plateau.py [--seeds 5] [--steps 80] [--out runs/plateau]
-                                 [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...]
+                                 [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...] [--pretrain-steps N]
 
-1. builds (or reuses) the toy world (default, or the variant of the two flags) and prints its build time;
+1. builds (or reuses) the toy world (default, or the variant of the last three flags) and prints its build time;
 2. `soar filter`: the fail@128 hard set of the hard candidates (train/test sizes);
 3. base-model pass@1..32 on D_test, and its success per sample by number of carries (and for one
    carry out of the top column: the hard problems' leading 1);
@@ -43,12 +43,14 @@ def main() -> None:
     ap.add_argument("--out", default="runs/plateau")
     ap.add_argument("--teacher-carry-keep", type=float, default=ToyConfig.teacher_carry_keep)
     ap.add_argument("--teacher-carry-mix", type=float, nargs="+", default=list(ToyConfig.teacher_carry_mix))
+    ap.add_argument("--pretrain-steps", type=int, default=ToyConfig.pretrain_steps)
     args = ap.parse_args()
     out = Path(args.out)
     quiet = lambda *_: None  # noqa: E731
 
     t0 = time.time()
-    toy_dir = build(ToyConfig(teacher_carry_keep=args.teacher_carry_keep, teacher_carry_mix=tuple(args.teacher_carry_mix)))
+    toy_dir = build(ToyConfig(teacher_carry_keep=args.teacher_carry_keep, teacher_carry_mix=tuple(args.teacher_carry_mix),
+                              pretrain_steps=args.pretrain_steps))
     print(f"toy world: {toy_dir} (ready in {time.time() - t0:.1f}s)")
 
     t0 = time.time()

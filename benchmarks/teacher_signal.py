@@ -2,7 +2,7 @@
 
     python benchmarks/teacher_signal.py [--seeds 2] [--steps 20] [--eval-seeds 10] [--out runs/teacher_signal]
                                         [--arms grounded random] [--teacher-kl 0.001] [--tau 0.3] [--min-retention F]
-                                        [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...]
+                                        [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...] [--pretrain-steps N]
                                         [--fresh-steps 80] [--fresh-schedule mixed|curriculum] [--cells ...]
 
 Runs are resumed where they stopped, so the two arms can run as two processes (one `--arms` each,
@@ -15,7 +15,7 @@ knows which teacher problems are useful stepping stones (correct, 1 or 2 carries
 prints their share in the teacher's output over the run, for both, and per run the shares of correct
 and of too-high teacher answers (carries where none belong), the baseline student's retention, the
 teacher's KL at the end, and how the dataset rewards correlate with a dataset's count of stones,
-too-high and too-low answers. `--teacher-carry-keep` / `--teacher-carry-mix` run a variant toy
+too-high and too-low answers. `--teacher-carry-keep` / `--teacher-carry-mix` / `--pretrain-steps` run a variant toy
 world (built and cached on first use). Then, for every grounded run that
 promoted, `--eval-seeds` fresh students for each of SOAR-PQ, Base-T (as many untrained-teacher
 questions as PQ holds), no-selection and PS replayed (a fresh student through the promoted datasets
@@ -141,6 +141,8 @@ def main() -> None:
                     help="toy world variant: q_T of the teacher-format lines")
     ap.add_argument("--teacher-carry-mix", type=float, nargs="+", default=list(ToyConfig.teacher_carry_mix),
                     help="toy world variant: share of teacher-format problems by number of carries")
+    ap.add_argument("--pretrain-steps", type=int, default=ToyConfig.pretrain_steps,
+                    help="toy world variant: pretraining steps")
     ap.add_argument("--out", default="runs/teacher_signal")
     ap.add_argument("--arms", nargs="+", choices=["grounded", "random"], default=["grounded", "random"])
     ap.add_argument("--fresh-steps", type=int, default=80,
@@ -153,7 +155,8 @@ def main() -> None:
     set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
     out = Path(args.out)
     quiet = lambda *_: None  # noqa: E731
-    toy_dir = build(ToyConfig(teacher_carry_keep=args.teacher_carry_keep, teacher_carry_mix=tuple(args.teacher_carry_mix)))
+    toy_dir = build(ToyConfig(teacher_carry_keep=args.teacher_carry_keep, teacher_carry_mix=tuple(args.teacher_carry_mix),
+                              pretrain_steps=args.pretrain_steps))
     train, test = toy_hard_set(toy_dir, out / "hard_set", 256, 0)
     easy = str(toy_dir / "easy.jsonl")
     base_cfg = SoarConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="", outer_steps=args.steps,

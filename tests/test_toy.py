@@ -10,8 +10,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from soar.tasks import load_task
-from soar.tasks.toy import (SHIPPED_WEIGHTS, ToyConfig, build, build_tokenizer, carry_columns, is_hard, noisy_sum,
-                            parse_question, parse_teacher_output, problem_truth, true_answer, weights_sha256)
+from soar.tasks.toy import (SHIPPED_WEIGHTS, TEACH, ToyConfig, build, build_tokenizer, carry_columns, is_hard,
+                            noisy_sum, parse_question, parse_teacher_output, problem_truth, teacher_corpus_figures,
+                            teacher_line, true_answer, weights_sha256)
+
+QT07 = ToyConfig(teacher_carry_keep=0.7, teacher_carry_mix=(0.8, 0.08, 0.06, 0.04, 0.02), pretrain_steps=4000)
+SHIPPED_CONFIGS = [ToyConfig(), QT07]
 
 
 @pytest.mark.parametrize("a, b, carries", [
@@ -98,8 +102,7 @@ def test_build_is_hf_loadable_cached_and_deterministic(tiny_toy, tmp_path):
     assert all(t["correct"] and t["carries"] in cfg.curriculum_carries for t in truths)
 
 
-@pytest.mark.parametrize("cfg", [ToyConfig(), ToyConfig(teacher_carry_keep=0.7, teacher_carry_mix=(0.8, 0.08, 0.06, 0.04, 0.02))],
-                         ids=["default", "q_T 0.7"])
+@pytest.mark.parametrize("cfg", SHIPPED_CONFIGS, ids=["default", "q_T 0.7"])
 def test_shipped_worlds_take_their_weights_bit_for_bit(cfg, tmp_path):
     """Every machine gets the same models (pretraining them would depend on the CPU's kernels)."""
     path = build(cfg, tmp_path / "toy", log=lambda *_: None)
@@ -115,6 +118,38 @@ def test_shipped_worlds_take_their_weights_bit_for_bit(cfg, tmp_path):
     notes = []
     assert build(cfg, path, log=notes.append) == path
     assert any("not the shipped ones" in note for note in notes), notes
+
+
+def test_teacher_corpus_figures_are_what_the_teacher_lines_hold():
+    cfg = ToyConfig()
+    expected = teacher_corpus_figures(cfg)
+    assert expected["correct"] == pytest.approx(0.6 + 0.16 * 0.4 + 0.12 * 0.4**2 + 0.08 * 0.4**3 + 0.04 * 0.4**4)
+    rng = random.Random(0)
+    truths = [problem_truth(line[len(TEACH):len(TEACH) + 10], line[len(TEACH) + 10:])
+              for line in (teacher_line(rng, cfg) for _ in range(20000))]
+    assert abs(sum(t["correct"] for t in truths) / 20000 - expected["correct"]) < 0.01
+    assert abs(sum(t["stepping_stone"] for t in truths) / 20000 - expected["stones"]) < 0.01
+    for c in range(5):
+        assert abs(sum(t["carries"] == c for t in truths) / 20000 - expected[f"carries={c}"]) < 0.01
+
+
+def test_shipped_q_t_07_teacher_writes_close_to_its_corpus(tmp_path):
+    """The q_T = 0.7 variant's 4,000-step pretraining is faithful: the untrained teacher's problems and
+    answers are distributed as in its corpus (what SOAR can do depends on them). After 1,200 steps its
+    answers were 53-85% correct over three seeds, against the corpus's 90%."""
+    cfg = QT07
+    from soar.baselines import teacher_questions
+    from soar.generation import HFGenerator
+    from soar.models import load_model, load_tokenizer
+
+    path = build(cfg, tmp_path / "toy", log=lambda *_: None)
+    gen = HFGenerator(load_model(str(path)), load_tokenizer(str(path)))
+    problems, _, _ = teacher_questions(gen, load_task("toy"), 800, seed=5, max_new_tokens=24)
+    truths = [problem_truth(p["question"], p["answer"]) for p in problems]
+    expected = teacher_corpus_figures(cfg)
+    assert abs(sum(t["correct"] for t in truths) / 800 - expected["correct"]) < 0.06
+    assert abs(sum(t["carries"] == 0 for t in truths) / 800 - expected["carries=0"]) < 0.08
+    assert sum(t["too_high"] for t in truths) / 800 < 0.03
 
 
 def test_reference_logprob_matches_a_direct_computation(tiny_toy):
