@@ -1,6 +1,7 @@
 """Evaluation protocols of a SOAR run (SOAR_SPEC §7) and their controls, at the fresh-student budget.
 
-- PS: the promoted student with the best greedy accuracy on D_train, pass@k on D_test.
+- PS: the promoted student with the best greedy accuracy on D_train (ties: the best log-probability of
+  the D_train reference answers), pass@k on D_test.
 - PQ: a fresh student trained on PQ ∪ D_train for the Hard-Only budget, with the schedule
   ("mixed" or "curriculum") and the slope checkpoint rule of baselines.fresh_student.
 - Teacher sampling (Grounded-T, Base-T, Intrinsic-T): questions sampled from a teacher checkpoint
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 from soar.baselines import FreshStudentConfig, fresh_student, teacher_questions
-from soar.evaluation import evaluate_pass_at_k, greedy_accuracy
+from soar.evaluation import evaluate_pass_at_k, greedy_accuracy, reference_logprob
 from soar.generation import make_generator
 from soar.loop import SoarConfig, inner_seed
 from soar.lora import is_adapter_dir, merge_adapter_dir
@@ -36,25 +37,34 @@ from soar.vllm_generation import release_engines
 
 
 def promoted_student(run: SoarConfig, eval_cfg: FreshStudentConfig, log=log) -> dict | None:
-    """PS: pick the promoted student with the best greedy accuracy on D_train; pass@k on D_test."""
+    """PS: pick the promoted student with the best greedy accuracy on D_train; pass@k on D_test.
+
+    Ties on greedy accuracy are broken by the mean log-probability of the D_train reference answers
+    (`reference_logprob`), then by promotion order (earliest). The paper does not say how it breaks
+    ties; at toy scale they are the rule (every promoted student solves 0 D_train problems greedily),
+    and taking the earliest there would ignore everything the later promotions added."""
     candidates = sorted((Path(run.out) / "promoted").glob("step_*"))
     if not candidates:
         return None
     tokenizer = load_tokenizer(run.model)
     task = configured_task(run, tokenizer)
     train = read_problems(Path(run.hard_set) / "train.jsonl")
+    device = resolve_device(eval_cfg.device)
     scored = []
     for path in candidates:
-        gen = make_generator(load_model(str(path), resolve_device(eval_cfg.device)), tokenizer, eval_cfg.generation,
-                             str(path))
-        scored.append((greedy_accuracy(gen, task, train), path.name, gen))
-    train_acc, name, gen = max(scored, key=lambda s: s[0])  # first (earliest) on ties
+        model = load_model(str(path), device)
+        gen = make_generator(model, tokenizer, eval_cfg.generation, str(path))
+        scored.append((greedy_accuracy(gen, task, train), reference_logprob(model, tokenizer, task, train), path))
+        del model, gen
+    train_acc, train_logprob, path = max(scored, key=lambda s: s[:2])  # the earliest on full ties
+    gen = make_generator(load_model(str(path), device), tokenizer, eval_cfg.generation, str(path))
     test = read_problems(Path(eval_cfg.hard_set) / "test.jsonl")
     result = evaluate_pass_at_k(gen, task, test, eval_cfg.eval_samples, seed=eval_cfg.seed)
     if eval_cfg.retention:
         result["retention"] = greedy_accuracy(gen, task, read_problems(eval_cfg.retention))
-    result.update({"student": name, "train_greedy_accuracy": train_acc, "candidates": len(candidates)})
-    log(f"PS ({name}): pass@{eval_cfg.eval_samples} {result['pass_at_k'][str(eval_cfg.eval_samples)]:.1f}%")
+    result.update({"student": path.name, "train_greedy_accuracy": train_acc, "train_reference_logprob": train_logprob,
+                   "candidates": len(candidates)})
+    log(f"PS ({path.name}): pass@{eval_cfg.eval_samples} {result['pass_at_k'][str(eval_cfg.eval_samples)]:.1f}%")
     return result
 
 

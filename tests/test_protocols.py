@@ -234,3 +234,47 @@ def test_replayed_and_no_selection_retrace_one_inner_loop_per_promotion(tiny_toy
     (run / "state.json").write_text(json.dumps({"step": 5, "history": [], "promotions": [], "checkpoint": "ckpt_0005"}))
     assert protocols.replayed_promotions(run_cfg, cfg, log=quiet) is None
     assert protocols.no_selection(run_cfg, cfg, log=quiet) is None
+
+
+def test_ps_takes_the_best_greedy_student_and_breaks_ties_by_reference_logprob(tiny_toy, tmp_path, monkeypatch):
+    import torch
+
+    import soar.protocols as protocols
+    from soar.evaluation import reference_logprob
+    from soar.loop import SoarConfig
+    from soar.models import load_model, load_tokenizer
+    from soar.runs import read_problems
+    from soar.tasks import load_task
+
+    toy_dir, _ = tiny_toy
+    hard = hard_set_dir(toy_dir, tmp_path / "hard", num_test=3)
+    run = tmp_path / "run"
+    noisy = load_model(str(toy_dir))
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(0)
+        for p in noisy.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=generator))
+    noisy.save_pretrained(run / "promoted" / "step_0001")
+    for name in ("step_0002", "step_0003"):  # the same weights twice: a full tie
+        load_model(str(toy_dir)).save_pretrained(run / "promoted" / name)
+    run_cfg = SoarConfig(model=str(toy_dir), hard_set=str(hard), out=str(run))
+    cfg = FreshStudentConfig(model=str(toy_dir), hard_set=str(hard), out=str(tmp_path / "cell"), eval_samples=4)
+    quiet = lambda *_: None  # noqa: E731
+    train, task, tok = read_problems(hard / "train.jsonl"), load_task("toy"), load_tokenizer(str(toy_dir))
+    best = reference_logprob(load_model(str(toy_dir)), tok, task, train)
+    assert reference_logprob(noisy, tok, task, train) < best - 1  # the noisy student is clearly worse
+
+    result = protocols.promoted_student(run_cfg, cfg, log=quiet)
+    # No student solves a D_train problem greedily: the tie goes to the best log-probability, then the earliest.
+    assert result["train_greedy_accuracy"] == 0.0 and result["candidates"] == 3
+    assert result["student"] == "step_0002" and result["train_reference_logprob"] == pytest.approx(best, rel=1e-5)
+
+    calls = []
+    real = protocols.greedy_accuracy
+
+    def first_solves_one(gen, task, problems):
+        calls.append(1)
+        return 1 / 6 if len(calls) == 1 else real(gen, task, problems)
+
+    monkeypatch.setattr(protocols, "greedy_accuracy", first_solves_one)
+    assert protocols.promoted_student(run_cfg, cfg, log=quiet)["student"] == "step_0001"  # greedy accuracy first

@@ -319,7 +319,7 @@ def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False
           pretrain_weights: bool = False) -> Path:
     """Build (or reuse) the toy world in `out_dir`: HF model + tokenizer and the problem files.
 
-    A world whose weights ship with the package (the default one, the q_T = 0.7 variant) takes them, so
+    A world whose weights ship with the package (the default one, the 4,000-step q_T = 0.7 variant) takes them, so
     every machine gets the same model; others, or `pretrain_weights=True`, pretrain from cfg.seed (2-3
     minutes on 2 cores at 1,200 steps). A cached build whose weights are not the shipped ones is kept, with a note."""
     from soar.runs import write_json, write_jsonl
