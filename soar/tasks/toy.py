@@ -231,7 +231,8 @@ def corpus_batch(rng: random.Random, cfg: ToyConfig) -> tuple[torch.Tensor, torc
 SHIPPED_WEIGHTS = Path(__file__).parent / "toy_weights"
 """Pretrained weights that ship with the package, one file per world (`toy-<fingerprint>.safetensors`):
 the default world's and the q_T = 0.7 variant's (teacher_carry_keep 0.7, teacher_carry_mix 0.8 0.08
-0.06 0.04 0.02, pretrain_steps 4000), pretrained by `pretrain` on a 2-core AMD EPYC (torch's AVX2 kernels)."""
+0.06 0.04 0.02, pretrain_steps 4000), pretrained by `pretrain` on a 2-core AMD EPYC (torch's AVX2
+kernels)."""
 
 
 def new_model(cfg: ToyConfig, tokenizer):
@@ -319,9 +320,10 @@ def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False
           pretrain_weights: bool = False) -> Path:
     """Build (or reuse) the toy world in `out_dir`: HF model + tokenizer and the problem files.
 
-    A world whose weights ship with the package (the default one, the 4,000-step q_T = 0.7 variant) takes them, so
-    every machine gets the same model; others, or `pretrain_weights=True`, pretrain from cfg.seed (2-3
-    minutes on 2 cores at 1,200 steps). A cached build whose weights are not the shipped ones is kept, with a note."""
+    A world whose weights ship with the package (the default one, the 4,000-step q_T = 0.7 variant)
+    takes them, so every machine gets the same model; others, or `pretrain_weights=True`, pretrain from
+    cfg.seed (2-3 minutes on 2 cores at 1,200 steps). A cached build whose weights are not the shipped
+    ones is kept, with a note."""
     from soar.runs import write_json, write_jsonl
 
     out = Path(out_dir) if out_dir else default_dir(cfg)
