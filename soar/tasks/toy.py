@@ -74,7 +74,7 @@ class ToyConfig:
     """Pretraining steps (AdamW, cosine). Carry-free student lines are learned by ~900, the teacher lines
     later and less surely: after 1,200 steps the teacher's carry mix and answers are far from their corpus
     and differ from seed to seed; the q_T = 0.7 variant matches its corpus after 4,000, the default world
-    did for one seed of two (`benchmarks/pretrain_fidelity.py`)."""
+    did for one seed of two, and for both with teacher_share 0.5 (`benchmarks/pretrain_fidelity.py`)."""
     batch_size: int = 128
     """Lines per pretraining step."""
     lr: float = 2e-3
