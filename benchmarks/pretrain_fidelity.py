@@ -31,7 +31,7 @@ from soar.generation import HFGenerator
 from soar.models import load_model, load_tokenizer, set_threads
 from soar.runs import read_problems
 from soar.tasks import load_task
-from soar.tasks.toy import ToyConfig, build, carry_columns, format_question, problem_truth, teacher_corpus_figures
+from soar.tasks.toy import ToyConfig, build, format_question, problem_truth, sample_operands, teacher_corpus_figures
 
 
 def corpus_figures(cfg: ToyConfig) -> dict[str, float]:
@@ -58,11 +58,8 @@ def model_figures(toy_dir: Path, cfg: ToyConfig, samples: int) -> dict[str, floa
     out["malformed"] = 100 * sum(rejected.values()) / (samples + sum(rejected.values()))
     out["student carry-free greedy"] = 100 * greedy_accuracy(gen, task, read_problems(toy_dir / "easy.jsonl"))
     rng = random.Random(7)
-    one_carry = []
-    while len(one_carry) < 64:
-        a, b = rng.randrange(10**cfg.digits), rng.randrange(10**cfg.digits)
-        if sum(carry_columns(a, b, cfg.digits)) == 1:
-            one_carry.append({"question": format_question(a, b, cfg.digits), "answer": str(a + b).zfill(cfg.digits + 1)})
+    one_carry = [{"question": format_question(a, b, cfg.digits), "answer": str(a + b).zfill(cfg.digits + 1)}
+                 for a, b in (sample_operands(rng, cfg.digits, 1) for _ in range(64))]
     out["student 1-carry per sample"] = 100 * sum(count_correct(gen, task, one_carry, 64, seed=0)) / 64**2
     return out
 

@@ -137,11 +137,11 @@ def test_shipped_q_t_07_teacher_writes_close_to_its_corpus(tmp_path):
     """The q_T = 0.7 variant's 4,000-step pretraining is faithful: the untrained teacher's problems and
     answers are distributed as in its corpus (what SOAR can do depends on them). After 1,200 steps its
     answers were 53-85% correct over three seeds, against the corpus's 90%."""
-    cfg = QT07
     from soar.baselines import teacher_questions
     from soar.generation import HFGenerator
     from soar.models import load_model, load_tokenizer
 
+    cfg = QT07
     path = build(cfg, tmp_path / "toy", log=lambda *_: None)
     gen = HFGenerator(load_model(str(path)), load_tokenizer(str(path)))
     problems, _, _ = teacher_questions(gen, load_task("toy"), 800, seed=5, max_new_tokens=24)
