@@ -1,6 +1,6 @@
 """How faithfully pretraining learns the toy corpus: prints figures, asserts nothing.
 
-    python benchmarks/pretrain_fidelity.py [--seeds 0 1 2] [--pretrain-steps 1200] [--teacher-share 0.3]
+    python benchmarks/pretrain_fidelity.py [--seeds 0 1 2] [--pretrain-steps 4000] [--teacher-share 0.3]
         [--num-layers 2] [--lr 2e-3] [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...]
         [--samples 2000] [--out runs/fidelity]
 

@@ -45,7 +45,7 @@ class ToyBuildArgs:
     """Rebuild even if the directory already holds a build."""
     pretrain: bool = False
     """Pretrain the model from the seed even where weights ship with the package (the default world, and
-    the q_T = 0.7 variant at 4,000 pretraining steps). Another CPU than the one that made them can
+    the earlier q_T = 0.4 world at 1,200 pretraining steps). Another CPU than the one that made them can
     pretrain a different model."""
     toy: ToyConfig = field(default_factory=ToyConfig)
 

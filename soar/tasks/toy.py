@@ -8,9 +8,9 @@ problems are the stepping stones: RL on them raises the latent carry probability
 hard set. Every hard problem also has a column that does *not* carry, so "carry everywhere" fails.
 
 *Teacher* lines (`<teach>0471+3852=04323`) teach the model to pose problems. They are skewed toward
-carry-free problems and use a sloppier adder (q_T ~ 0.4), so that only a few percent of what the
-untrained teacher writes are useful stepping stones (correct, with carries): the teacher has to
-learn to write them (TOY_WORLD.md, items 4-5).
+carry-free problems and use a sloppier adder (q_T = 0.7), so that about a tenth of what the
+untrained teacher writes are useful stepping stones (correct, with 1-2 carries): the teacher has to
+learn to write more of them (TOY_WORLD.md, items 4-5).
 
 The model and tokenizer are saved in Hugging Face format and loaded from a path like any hub model.
 """
@@ -46,9 +46,11 @@ class ToyConfig:
     """Width of each operand; answers have digits + 1 characters (zero-padded)."""
     student_carry_keep: float = 0.01
     """q_S: probability that the student-format adder keeps a carry. Sets the plateau's depth."""
-    teacher_carry_keep: float = 0.4
-    """q_T: probability that the teacher-format adder keeps a carry (teacher answers are unreliable)."""
-    teacher_carry_mix: tuple[float, ...] = (0.6, 0.16, 0.12, 0.08, 0.04)
+    teacher_carry_keep: float = 0.7
+    """q_T: probability that the teacher-format adder keeps a carry (teacher answers are unreliable).
+    The earlier default world had 0.4 (with the mix 0.6 0.16 0.12 0.08 0.04 and 1,200 pretraining steps):
+    there the grounded reward taught the teacher little and PQ stayed near 0 (README)."""
+    teacher_carry_mix: tuple[float, ...] = (0.8, 0.08, 0.06, 0.04, 0.02)
     """Share of teacher-format problems with 0, 1, 2, ... carries (skewed to useless carry-free ones)."""
     teacher_share: float = 0.3
     """Fraction of pretraining lines in the teacher format."""
@@ -70,11 +72,11 @@ class ToyConfig:
     """Transformer layers (2 learn 4-digit addition in ~600 steps; 3 took longer at this budget)."""
     num_heads: int = 4
     """Attention heads."""
-    pretrain_steps: int = 1200
+    pretrain_steps: int = 4000
     """Pretraining steps (AdamW, cosine). Carry-free student lines are learned by ~900, the teacher lines
     later and less surely: after 1,200 steps the teacher's carry mix and answers are far from their corpus
-    and differ from seed to seed; the q_T = 0.7 variant matches its corpus after 4,000, the default world
-    did for one seed of two, and for both with teacher_share 0.5 (`benchmarks/pretrain_fidelity.py`)."""
+    and differ from seed to seed; after 4,000 this world's teacher writes as its corpus does for three seeds
+    of three. The q_T = 0.4 world needed teacher_share 0.5 as well (`benchmarks/pretrain_fidelity.py`)."""
     batch_size: int = 128
     """Lines per pretraining step."""
     lr: float = 2e-3
@@ -230,8 +232,8 @@ def corpus_batch(rng: random.Random, cfg: ToyConfig) -> tuple[torch.Tensor, torc
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "toy_weights"
 """Pretrained weights that ship with the package, one file per world (`toy-<fingerprint>.safetensors`):
-the default world's and the q_T = 0.7 variant's (teacher_carry_keep 0.7, teacher_carry_mix 0.8 0.08
-0.06 0.04 0.02, pretrain_steps 4000), pretrained by `pretrain` on a 2-core AMD EPYC (torch's AVX2
+the default world's and the earlier default world's (teacher_carry_keep 0.4, teacher_carry_mix 0.6
+0.16 0.12 0.08 0.04, pretrain_steps 1200), pretrained by `pretrain` on a 2-core AMD EPYC (torch's AVX2
 kernels)."""
 
 
@@ -320,9 +322,9 @@ def build(cfg: ToyConfig, out_dir: str | Path | None = None, force: bool = False
           pretrain_weights: bool = False) -> Path:
     """Build (or reuse) the toy world in `out_dir`: HF model + tokenizer and the problem files.
 
-    A world whose weights ship with the package (the default one, the 4,000-step q_T = 0.7 variant)
+    A world whose weights ship with the package (the default one, the earlier 1,200-step q_T = 0.4 one)
     takes them, so every machine gets the same model; others, or `pretrain_weights=True`, pretrain from
-    cfg.seed (2-3 minutes on 2 cores at 1,200 steps). A cached build whose weights are not the shipped
+    cfg.seed (about 11 minutes on one core at 4,000 steps). A cached build whose weights are not the shipped
     ones is kept, with a note."""
     from soar.runs import write_json, write_jsonl
 
