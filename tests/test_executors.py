@@ -55,7 +55,7 @@ def test_lora_student_improves_like_full_fine_tuning_and_resets_without_a_model_
                                   student=StudentConfig(rl=RLConfig(lr=1e-3))))
     full_gain, lora_gain = _gain(full, train, q_r), _gain(lora, train, q_r)
     print(f"Q_R log-prob gain after 10 steps, mean of 3 seeds: full {full_gain:.2f}, LoRA rank 8 {lora_gain:.2f}")
-    assert full_gain > 0.2 and lora_gain > 0.5 * full_gain, (full_gain, lora_gain)  # measured: 0.40 and 0.61
+    assert full_gain > 0.2 and lora_gain > 0.5 * full_gain, (full_gain, lora_gain)  # measured: 0.49 and 0.74
 
     # The LoRA reset state is the adapter alone, and training never touched the frozen base.
     params = sum(p.numel() for p in lora.student.parameters())
