@@ -14,7 +14,7 @@ lower one-carry problems with 3-carry problems answered as a student that keeps 
 of the top column would (the leading 1 right, the lower carries dropped): whether such wrong answers
 teach the top carry like a correct one-carry problem does. A new draw per seed. Prints pass@32 on
 D_test (mean ± SD over seeds) and retention per arm; finished cells are read back.
-`--teacher-carry-keep` / `--teacher-carry-mix` pick the toy world variant (its student lines, and
+`--teacher-carry-keep` / `--teacher-carry-mix` / `--pretrain-steps` pick the toy world variant (its student lines, and
 so the plateau, are the same). Prints figures, asserts nothing.
 """
 
@@ -79,11 +79,13 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     ap.add_argument("--teacher-carry-keep", type=float, default=ToyConfig.teacher_carry_keep)
     ap.add_argument("--teacher-carry-mix", type=float, nargs="+", default=list(ToyConfig.teacher_carry_mix))
+    ap.add_argument("--pretrain-steps", type=int, default=ToyConfig.pretrain_steps)
     ap.add_argument("--out", default="runs/carry_column")
     args = ap.parse_args()
     set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
     out = Path(args.out)
-    toy_dir = build(ToyConfig(teacher_carry_keep=args.teacher_carry_keep, teacher_carry_mix=tuple(args.teacher_carry_mix)))
+    toy_dir = build(ToyConfig(teacher_carry_keep=args.teacher_carry_keep, teacher_carry_mix=tuple(args.teacher_carry_mix),
+                              pretrain_steps=args.pretrain_steps))
     train, test = toy_hard_set(toy_dir, out / "hard_set", 256, 0)
     fresh = FreshStudentConfig(model=str(toy_dir), hard_set=str(out / "hard_set"), out="",
                                retention=str(toy_dir / "easy.jsonl"), steps=args.steps,
