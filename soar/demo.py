@@ -118,7 +118,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         pass_at_k[arm] = {str(k): statistics.mean(r["pass_at_k"][str(k)] for r in runs) for k in PASS_KS} if runs else None
         retention[arm] = statistics.mean(r["retention"] for r in runs) if runs else None
     summary = {"pass_at_k": pass_at_k, "retention": retention, "promotions": len(state["promotions"]),
-               "outer_steps": state["step"], "hard_set": {"train": len(train), "test": len(test)},
+               "outer_steps": state["step"], "reward_metric": soar_cfg.reward_metric,
+               "hard_set": {"train": len(train), "test": len(test)},
                "wall_seconds": round(time.time() - t_start, 1), "seed": cfg.seed, "eval_seeds": cfg.eval_seeds,
                "toy_world": str(toy_dir), "toy_weights_sha256": weights_sha256(toy_dir)}
     write_json(out / "summary.json", summary)

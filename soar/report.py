@@ -68,6 +68,21 @@ def plot_pass_at_k(curves: dict[str, dict[str, tuple[float, float | None]]], pat
     plt.close(fig)
 
 
+def no_promotion_note(metrics: list[dict], reward_metric: str | None) -> list[str]:
+    """Report lines saying why a run never promoted: how many dataset rewards were exactly zero."""
+    rewards = [r for m in metrics for r in m["teacher/dataset_rewards"]]
+    zero = sum(r == 0 for r in rewards)
+    lines = ["## No promotion", "",
+             f"The moving average of the teacher reward never passed the promotion threshold in {len(metrics)} outer "
+             f"steps: {zero} of {len(rewards)} dataset rewards were exactly 0, so the teacher got "
+             + ("no signal." if zero == len(rewards) else "little signal.")]
+    if reward_metric != "logprob" and zero > len(rewards) // 2:
+        lines.append("An accuracy reward on problems the student solves 0 times rarely moves within a few inner steps "
+                     "at toy scale. The README's section \"The targets in the default world\" runs 80 outer steps with "
+                     "the dense reward (`reward_metric = \"logprob\"`, an extension), where the toy world promotes.")
+    return lines + [""]
+
+
 def write_report(out: Path, summary: dict, run_dir: Path, toy: bool) -> Path:
     """Plots and report.md in `out`; returns the report's path."""
     metrics = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
@@ -103,6 +118,8 @@ def write_report(out: Path, summary: dict, run_dir: Path, toy: bool) -> Path:
             for row in rows[:: max(1, len(rows) // 8)][:8]:
                 lines.append(f"| {row['dataset']} | {row['dataset_reward']:+.4f} | `{row['question']}` | `{row['answer']}` |")
             lines.append("")
+    if metrics and not summary["promotions"]:
+        lines += no_promotion_note(metrics, summary.get("reward_metric"))
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
