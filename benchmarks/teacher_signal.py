@@ -3,7 +3,7 @@
     python benchmarks/teacher_signal.py [--seeds 2] [--steps 20] [--eval-seeds 10] [--out runs/teacher_signal]
                                         [--arms grounded random] [--teacher-kl 0.001] [--tau 0.3] [--min-retention F]
                                         [--teacher-carry-keep Q --teacher-carry-mix P0 P1 ...] [--pretrain-steps N]
-                                        [--fresh-steps 80] [--fresh-schedule mixed|curriculum] [--cells ...]
+                                        [--fresh-steps 80] [--fresh-schedule mixed|curriculum] [--cells ...] [--window N]
 
 Runs are resumed where they stopped, so the two arms can run as two processes (one `--arms` each,
 SOAR_THREADS=1, `--eval-seeds 0`), and a last call with both arms prints the comparison.
@@ -151,6 +151,8 @@ def main() -> None:
                     help="how the PQ-protocol students meet D_train: mixed in every batch, or a curriculum "
                          "(64 steps on the extra problems alone, then D_train: the paper's MATH setting)")
     ap.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS), help="which evaluations to run")
+    ap.add_argument("--window", type=int, default=None,
+                    help="print the by-thirds figures over the first N outer steps of each run (runs of other lengths)")
     args = ap.parse_args()
     set_threads(int(os.environ["SOAR_THREADS"]) if os.environ.get("SOAR_THREADS") else None)
     out = Path(args.out)
@@ -173,13 +175,13 @@ def main() -> None:
             cfg = dataclasses.replace(base_cfg, out=str(out / arm / f"seed{seed}"), seed=seed, **change)
             t0 = time.time()
             state = run(cfg, resume=(Path(cfg.out) / "state.json").exists())
-            steps = truth_by_step(Path(cfg.out))
+            steps = truth_by_step(Path(cfg.out))[:args.window]
             shares[arm].append(share(steps, "stepping_stone"))
-            metrics = read_jsonl(Path(cfg.out) / "metrics.jsonl")
+            metrics = read_jsonl(Path(cfg.out) / "metrics.jsonl")[:args.window]
             retention = [m["student/retention"] for m in metrics]
             by_thirds = lambda xs, fmt: " -> ".join(format(x, fmt) + "%" for x in thirds(xs))  # noqa: E731
             refused = sum(m.get("promotion/candidate_retention") is not None and not m["promotion"] for m in metrics)
-            print(f"seed {seed} {arm:8s}: {len(state['promotions'])} promotions ({refused} refused), {time.time() - t0:.0f}s; "
+            print(f"seed {seed} {arm:8s}: {sum(m['promotion'] for m in metrics)} promotions ({refused} refused), {time.time() - t0:.0f}s; "
                   f"by thirds of the run: stepping stones {by_thirds(shares[arm][-1], '.1f')}, teacher answers "
                   f"correct {by_thirds(share(steps, 'correct'), '.0f')}, too high {by_thirds(share(steps, 'too_high'), '.0f')}; "
                   f"baseline retention {retention[-1]:.2f} at the end, {min(retention):.2f} at the lowest; "
