@@ -25,7 +25,8 @@ Hard-Only, oracle) train `--fresh-steps` steps with the extra problems mixed int
 with `--fresh-schedule curriculum` on them alone for 64 steps and then on D_train alone (the paper's
 MATH setting); each budget and schedule has cells of its own. `--teacher-lr 0` gives the
 frozen-teacher control: the grounded selection of students with a teacher that never learns.
-pass@32 on D_test (mean ± SD) and retention. Prints figures, asserts nothing.
+pass@32 on D_test (mean ± SD) and retention, and for the PQ-protocol arms their mean along the way
+(the fresh students' evaluations every quarter of their budget). Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -113,6 +114,21 @@ def cell_dir(root: Path, name: str, fresh_steps: int, seed: int, schedule: str =
     if name.startswith(("soar_pq", "base_t", "oracle")) and schedule != "mixed":
         name = f"{name}_{schedule}"
     return root / name / f"seed{seed}"
+
+
+def along_the_way(results: list[dict], k: str = "32") -> str:
+    """Fresh students' evaluations during training, averaged over seeds: at each evaluated step, the mean
+    pass@k, how many students are off the plateau (pass@k of 5% or more) and the mean retention."""
+    curves = [r["curve"] for r in results if r.get("curve")]
+    if not curves:
+        return ""
+    points = []
+    for step_points in zip(*curves):
+        scores = [p["pass_at_k"][k] for p in step_points]
+        retention = [p["retention"] for p in step_points if p.get("retention") is not None]
+        points.append(f"{step_points[0]['step']}: {statistics.mean(scores):.1f} ({sum(x >= 5 for x in scores)} off"
+                      + (f", retention {statistics.mean(retention):.2f})" if retention else ")"))
+    return "    along the way, step: mean pass@" + k + " (students off the plateau, retention)  " + "; ".join(points)
 
 
 def evaluated(cells: dict, make_cell, eval_seeds: int) -> dict[str, list[dict]]:
@@ -219,6 +235,7 @@ def main() -> None:
     if world:  # the world's own arms: the same for every run of this --out
         for name, results in evaluated(world, cells_under(out / "world"), args.eval_seeds).items():
             print(f"  {name:13s} {seed_summary(results)}")
+            print(along_the_way(results))
     for cfg, state in runs:
         if not state["promotions"]:
             print(f"{cfg.out}: no promotion, no PQ or PS")
@@ -241,6 +258,8 @@ def main() -> None:
             print(f"  {name} questions: stepping stones {mean('stepping_stone'):.0f}%, correct {mean('correct'):.0f}%")
         for name, results in arms.items():
             print(f"  {name:13s} {seed_summary(results)}")
+            if name in PQ_PROTOCOL:
+                print(along_the_way(results))
         if "soar_ps" in arms:
             print(f"  (soar_ps: student {arms['soar_ps'][0]['student']} of {arms['soar_ps'][0]['candidates']} "
                   f"promoted, its pass@32 sampled with each evaluation seed)")
